@@ -1,0 +1,256 @@
+"""The workload description (shapes.yaml): parsed and validated in one place.
+
+Every derived figure (output shape, FLOPs, benchdnn descriptor) is computed here from the fields a
+user typed, never typed twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = ["ConvSpec", "SpecError", "Workload", "load_spec", "parse_spec"]
+
+
+class SpecError(ValueError):
+    """A shapes file that cannot be used; the message names the file, entry and field."""
+
+
+Pair = tuple[int, int]
+ExplicitPadding = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+
+class ConvSpec(BaseModel):
+    """One convolution as typed in shapes.yaml (NHWC input, HWIO weights)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    input: tuple[int, int, int, int]
+    kernel: Pair
+    out_channels: int = Field(gt=0)
+    strides: Pair = (1, 1)
+    padding: str | ExplicitPadding = "SAME"
+    dilation: Pair = (1, 1)
+    count: int = Field(ge=0)
+    note: str = ""
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input_nhwc(cls, v: Any) -> Any:
+        if not isinstance(v, (list, tuple)) or len(v) != 4:
+            raise ValueError(f"expected an NHWC shape [N, H, W, C], got {v!r}")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
+            raise ValueError(f"every dimension of the NHWC input must be a positive integer, got {v}")
+        return v
+
+    @field_validator("kernel", "strides", "dilation", mode="before")
+    @classmethod
+    def _positive_pair(cls, v: Any) -> Any:
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise ValueError(f"expected a pair [height, width], got {v!r}")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
+            raise ValueError(f"both values must be positive integers, got {v}")
+        return v
+
+    @field_validator("padding", mode="before")
+    @classmethod
+    def _padding(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v not in ("SAME", "VALID"):
+                raise ValueError(f"expected SAME, VALID or [[top, bottom], [left, right]], got {v!r}")
+            return v
+        ok = (
+            isinstance(v, (list, tuple))
+            and len(v) == 2
+            and all(isinstance(side, (list, tuple)) and len(side) == 2 for side in v)
+            and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for side in v for p in side)
+        )
+        if not ok:
+            raise ValueError(
+                f"expected SAME, VALID or non-negative [[top, bottom], [left, right]], got {v!r}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _output_exists(self) -> ConvSpec:
+        (ph0, ph1), (pw0, pw1) = self.pads
+        for axis, size, k, s, d, p in (
+            ("height", self.input[1], self.kernel[0], self.strides[0], self.dilation[0], ph0 + ph1),
+            ("width", self.input[2], self.kernel[1], self.strides[1], self.dilation[1], pw0 + pw1),
+        ):
+            extent = (k - 1) * d + 1
+            if size + p < extent:
+                raise ValueError(
+                    f"impossible shape: the dilated kernel {axis} {extent} is larger than the "
+                    f"padded input {axis} {size + p}"
+                )
+        return self
+
+    @property
+    def pads(self) -> ExplicitPadding:
+        """((top, bottom), (left, right)), with TensorFlow's rule for SAME."""
+        if self.padding == "VALID":
+            return ((0, 0), (0, 0))
+        if self.padding == "SAME":
+            out = []
+            for size, k, s, d in zip(self.input[1:3], self.kernel, self.strides, self.dilation):
+                extent = (k - 1) * d + 1
+                o = math.ceil(size / s)
+                total = max((o - 1) * s + extent - size, 0)
+                out.append((total // 2, total - total // 2))
+            return (out[0], out[1])
+        return self.padding  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A convolution at a given batch size, with everything derived from its spec."""
+
+    spec: ConvSpec
+    batch: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.name}@b{self.batch}"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        _, h, w, c = self.spec.input
+        return (self.batch, h, w, c)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        kh, kw = self.spec.kernel
+        return (kh, kw, self.spec.input[3], self.spec.out_channels)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        (pt, pb), (pl, pr) = self.spec.pads
+        _, h, w, _ = self.spec.input
+        (kh, kw), (sh, sw), (dh, dw) = self.spec.kernel, self.spec.strides, self.spec.dilation
+        oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+        ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
+        return (self.batch, oh, ow, self.spec.out_channels)
+
+    @property
+    def flops(self) -> int:
+        n, oh, ow, oc = self.output_shape
+        kh, kw = self.spec.kernel
+        return 2 * n * oh * ow * oc * self.spec.input[3] * kh * kw
+
+    @property
+    def benchdnn(self) -> str:
+        """oneDNN benchdnn problem descriptor, e.g. mb1ic64ih108iw21oc64oh108ow21kh3kw3ph1pw1."""
+        n, h, w, c = self.input_shape
+        _, oh, ow, oc = self.output_shape
+        (kh, kw), (sh, sw), (dh, dw) = self.spec.kernel, self.spec.strides, self.spec.dilation
+        (pt, _), (pl, _) = self.spec.pads
+        d = f"mb{n}ic{c}ih{h}iw{w}oc{oc}oh{oh}ow{ow}kh{kh}kw{kw}"
+        if (sh, sw) != (1, 1):
+            d += f"sh{sh}sw{sw}"
+        d += f"ph{pt}pw{pl}"
+        if (dh, dw) != (1, 1):  # benchdnn counts dilation from 0
+            d += f"dh{dh - 1}dw{dw - 1}"
+        return d
+
+    def describe(self) -> dict[str, Any]:
+        """The workload as it appears in the JSON's `workloads` section."""
+        return {
+            "name": self.name,
+            "kind": "conv",
+            "batch": self.batch,
+            "input_shape": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "output_shape": list(self.output_shape),
+            "kernel": list(self.spec.kernel),
+            "strides": list(self.spec.strides),
+            "padding": self.spec.padding
+            if isinstance(self.spec.padding, str)
+            else [list(p) for p in self.spec.padding],
+            "pads": [list(p) for p in self.spec.pads],
+            "dilation": list(self.spec.dilation),
+            "count": self.spec.count,
+            "flops": self.flops,
+            "benchdnn": self.benchdnn,
+        }
+
+
+class _SpecFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    convs: list[ConvSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> _SpecFile:
+        seen: set[str] = set()
+        for i, c in enumerate(self.convs):
+            if c.name in seen:
+                raise ValueError(f"convs[{i}]: duplicate name '{c.name}'")
+            seen.add(c.name)
+        return self
+
+
+def _describe_error(source: str, raw: Any, err: dict[str, Any]) -> str:
+    loc = list(err.get("loc", ()))
+    where = source
+    if len(loc) >= 2 and loc[0] == "convs" and isinstance(loc[1], int):
+        idx = loc[1]
+        entry_name = None
+        try:
+            entry_name = raw["convs"][idx].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+        where += f": convs[{idx}]" + (f" ('{entry_name}')" if entry_name else "")
+        field = [str(p) for p in loc[2:] if not str(p).startswith(("tuple[", "literal["))]
+    else:
+        field = [str(p) for p in loc]
+    # Drop pydantic's union-branch tags (e.g. "function-after[...]") from the field path.
+    field = [f for f in field if "[" not in f]
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    if field:
+        where += f": field '{'.'.join(field)}'"
+    return f"{where}: {msg}"
+
+
+def parse_spec(text: str, source: str = "<shapes>") -> list[ConvSpec]:
+    """Parse shapes.yaml text; raise SpecError naming the entry and field on any problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(f"{source}: not valid YAML{at}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a mapping with a 'convs' list at the top level")
+    try:
+        parsed = _SpecFile.model_validate(raw)
+    except ValidationError as e:
+        errors = e.errors()
+        lines = [_describe_error(source, raw, err) for err in errors[:5]]
+        if len(errors) > 5:
+            lines.append(f"... and {len(errors) - 5} more")
+        raise SpecError("\n".join(lines)) from None
+    return parsed.convs
+
+
+def load_spec(path: str | Path) -> list[ConvSpec]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(f"{p}: cannot read the shapes file: {e.strerror}") from None
+    return parse_spec(text, source=str(p))

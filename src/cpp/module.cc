@@ -1,0 +1,170 @@
+// Python bindings: argument conversion only. Every behaviour lives in the harness library so a
+// plain C++ program can use it too.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "affinity.h"
+#include "runner.h"
+#include "statistics.h"
+#include "tvm_kernel.h"
+
+namespace py = pybind11;
+using namespace convbench;
+
+namespace {
+
+DLDataType ToDLDataType(const py::dtype& dt) {
+  const char kind = dt.kind();
+  DLDataType r{};
+  r.bits = static_cast<uint8_t>(dt.itemsize() * 8);
+  r.lanes = 1;
+  switch (kind) {
+    case 'f': r.code = kDLFloat; break;
+    case 'i': r.code = kDLInt; break;
+    case 'u': r.code = kDLUInt; break;
+    default: throw py::type_error("unsupported array dtype '" + std::string(py::str(dt)) + "'");
+  }
+  return r;
+}
+
+ArrayView ToView(const py::handle& obj, std::size_t index) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error("argument " + std::to_string(index) + " is not a numpy array");
+  }
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  ArrayView v;
+  // Read-only inputs are fine: the spec says which arguments the kernel writes.
+  v.data = const_cast<void*>(a.data());
+  v.dtype = ToDLDataType(a.dtype());
+  v.shape.assign(a.shape(), a.shape() + a.ndim());
+  v.strides_bytes.assign(a.strides(), a.strides() + a.ndim());
+  v.writeable = a.writeable();
+  return v;
+}
+
+std::vector<ArrayView> ToViews(const py::sequence& arrays) {
+  std::vector<ArrayView> views;
+  views.reserve(arrays.size());
+  for (std::size_t i = 0; i < arrays.size(); ++i) views.push_back(ToView(arrays[i], i));
+  return views;
+}
+
+ArgSpec ToSpec(const py::tuple& t) {
+  if (t.size() != 3) throw py::value_error("an argument spec is (name, shape, is_output)");
+  ArgSpec s;
+  s.name = t[0].cast<std::string>();
+  s.shape = t[1].cast<std::vector<std::int64_t>>();
+  s.output = t[2].cast<bool>();
+  return s;
+}
+
+py::dict ToDict(const Summary& s) {
+  py::dict d;
+  d["n"] = s.n;
+  d["min"] = s.min;
+  d["max"] = s.max;
+  d["mean"] = s.mean;
+  d["median"] = s.median;
+  d["stddev"] = s.stddev;
+  d["cv"] = s.cv;
+  d["p10"] = s.p10;
+  d["p90"] = s.p90;
+  return d;
+}
+
+py::dict ToDict(const Measurement& m) {
+  py::dict d;
+  d["iters_per_sample"] = m.iters_per_sample;
+  d["warmup_iters"] = m.warmup_iters;
+  d["wall_s"] = m.wall_s;
+  d["thread_cpu_s"] = m.thread_cpu_s;
+  d["process_cpu_s"] = m.process_cpu_s;
+  d["cpu_before"] = m.cpu_before;
+  d["cpu_after"] = m.cpu_after;
+  return d;
+}
+
+RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int64_t max_iters) {
+  RunConfig c;
+  c.warmup_s = warmup_s;
+  c.min_sample_s = min_sample_s;
+  c.samples = samples;
+  c.max_iters = max_iters;
+  ValidateConfig(c);
+  return c;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "convbench native harness: TVM kernel loading, timing loop, pinning, statistics";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const tvm::ffi::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.message().c_str());
+    }
+  });
+
+  m.def("summarize", [](std::vector<double> v) { return ToDict(Summarize(std::move(v))); },
+        py::arg("samples"));
+
+  m.def("load_tvm_runtime", &LoadTvmRuntime, py::arg("path"));
+  m.def("tvm_runtime_loaded", &TvmRuntimeLoaded);
+  m.def("configure_tvm_threadpool", &ConfigureTvmThreadPool, py::arg("cpus"));
+  m.def("tvm_num_threads", &TvmNumThreads);
+
+  m.def("pin_current_thread", &PinCurrentThread, py::arg("cpus"));
+  m.def("current_thread_affinity", &CurrentThreadAffinity);
+  m.def("process_thread_affinities", &ProcessThreadAffinities);
+  m.def("current_cpu", &CurrentCpu);
+  m.def("current_thread_id", &CurrentThreadId);
+
+  // A Python callable timed by the same C++ loop as the kernels, GIL held: the Python paths (TF
+  // eager, tf.function, a tvm-ffi call from Python) get exactly the statistics the native path gets.
+  m.def(
+      "time_callable",
+      [](const py::function& fn, double warmup_s, double min_sample_s, int samples,
+         std::int64_t max_iters) {
+        return ToDict(TimeLoop([&] { fn(); }, MakeConfig(warmup_s, min_sample_s, samples, max_iters)));
+      },
+      py::arg("fn"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+
+  py::class_<TvmKernel, std::shared_ptr<TvmKernel>>(m, "TvmKernel")
+      .def(py::init([](const std::string& path, const std::vector<py::tuple>& specs,
+                       const std::string& entry) {
+             std::vector<ArgSpec> s;
+             for (const auto& t : specs) s.push_back(ToSpec(t));
+             return std::make_shared<TvmKernel>(path, std::move(s), entry);
+           }),
+           py::arg("path"), py::arg("specs"), py::arg("entry") = "main")
+      .def_property_readonly("path", &TvmKernel::path)
+      .def("check", [](const TvmKernel& k, const py::sequence& a) { k.Check(ToViews(a)); })
+      .def("call",
+           [](const TvmKernel& k, const py::sequence& a) {
+             auto views = ToViews(a);
+             py::gil_scoped_release release;
+             k.Call(views);
+           })
+      .def(
+          "time",
+          [](const TvmKernel& k, const py::sequence& a, double warmup_s, double min_sample_s,
+             int samples, std::int64_t max_iters) {
+            auto views = ToViews(a);
+            RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+            Measurement m;
+            {
+              py::gil_scoped_release release;
+              m = k.Time(views, c);
+            }
+            return ToDict(m);
+          },
+          py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+          py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+}

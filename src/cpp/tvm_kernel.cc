@@ -1,0 +1,176 @@
+#include "tvm_kernel.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/string.h>
+
+namespace convbench {
+namespace {
+
+std::atomic<bool> g_runtime_loaded{false};
+
+tvm::ffi::Module LoadModule(const std::string& path) {
+  try {
+    return tvm::ffi::Module::LoadFromFile(path);
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error("cannot load TVM kernel '" + path + "': " + e.message());
+  }
+}
+
+tvm::ffi::Function GetEntry(const tvm::ffi::Module& module, const std::string& path,
+                            const std::string& entry) {
+  auto f = module->GetFunction(entry, /*query_imports=*/true);
+  if (!f.has_value()) {
+    throw std::runtime_error("TVM kernel '" + path + "' has no function '" + entry + "'");
+  }
+  return *f;
+}
+
+bool SameDType(DLDataType a, DLDataType b) {
+  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+}
+
+}  // namespace
+
+void LoadTvmRuntime(const std::string& path) {
+  if (g_runtime_loaded.load()) return;
+  if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* err = dlerror();
+    throw std::runtime_error("cannot load the TVM runtime '" + path + "': " + (err ? err : "?"));
+  }
+  g_runtime_loaded = true;
+}
+
+bool TvmRuntimeLoaded() { return g_runtime_loaded.load(); }
+
+void ConfigureTvmThreadPool(const std::vector<int>& cpus) {
+  if (cpus.empty()) throw std::invalid_argument("a TVM thread pool needs at least one CPU");
+  auto config = tvm::ffi::Function::GetGlobal("runtime.config_threadpool");
+  if (!config.has_value()) {
+    throw std::runtime_error("the TVM runtime is not loaded: runtime.config_threadpool is missing");
+  }
+  tvm::ffi::Array<tvm::ffi::String> ids;
+  for (int c : cpus) ids.push_back(std::to_string(c));
+  // -2 is ThreadGroup::kSpecifyOneCorePerThread: worker i is bound to ids[i].
+  constexpr int kSpecifyOneCorePerThread = -2;
+  try {
+    (*config)(kSpecifyOneCorePerThread, static_cast<int>(cpus.size()), ids);
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error("TVM refused the thread pool configuration: " + e.message());
+  }
+}
+
+int TvmNumThreads() {
+  auto f = tvm::ffi::Function::GetGlobal("runtime.NumThreads");
+  if (!f.has_value()) throw std::runtime_error("the TVM runtime is not loaded");
+  return (*f)().cast<int>();
+}
+
+std::string ShapeToString(const std::vector<std::int64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::string DTypeToString(DLDataType dtype) {
+  std::string base;
+  switch (dtype.code) {
+    case kDLFloat: base = "float"; break;
+    case kDLInt: base = "int"; break;
+    case kDLUInt: base = "uint"; break;
+    case kDLBfloat: base = "bfloat"; break;
+    default: base = "code" + std::to_string(dtype.code) + "_"; break;
+  }
+  base += std::to_string(dtype.bits);
+  if (dtype.lanes != 1) base += "x" + std::to_string(dtype.lanes);
+  return base;
+}
+
+TvmKernel::TvmKernel(const std::string& path, std::vector<ArgSpec> specs, const std::string& entry)
+    : path_(path),
+      specs_(std::move(specs)),
+      module_(LoadModule(path)),
+      function_(GetEntry(module_, path, entry)) {}
+
+void TvmKernel::Check(const std::vector<ArrayView>& args) const {
+  if (args.size() != specs_.size()) {
+    throw std::invalid_argument("kernel '" + path_ + "' takes " + std::to_string(specs_.size()) +
+                                " arrays, got " + std::to_string(args.size()));
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const ArrayView& a = args[i];
+    const ArgSpec& s = specs_[i];
+    const std::string who = "argument " + std::to_string(i) + " ('" + s.name + "')";
+    if (!SameDType(a.dtype, s.dtype)) {
+      throw std::invalid_argument(who + ": expected dtype " + DTypeToString(s.dtype) + ", got " +
+                                  DTypeToString(a.dtype));
+    }
+    if (a.shape != s.shape) {
+      throw std::invalid_argument(who + ": expected shape " + ShapeToString(s.shape) + ", got " +
+                                  ShapeToString(a.shape));
+    }
+    // Generated code indexes with compact row-major strides; anything else reads the wrong data.
+    std::int64_t expected = s.dtype.bits / 8 * s.dtype.lanes;
+    for (std::size_t d = a.shape.size(); d-- > 0;) {
+      if (a.shape[d] != 1 && a.strides_bytes[d] != expected) {
+        throw std::invalid_argument(who + ": array is not C-contiguous");
+      }
+      expected *= a.shape[d];
+    }
+    if (a.data == nullptr && expected > 0) throw std::invalid_argument(who + ": null data");
+    if (s.output && !a.writeable) {
+      throw std::invalid_argument(who + ": the output array is read-only");
+    }
+  }
+}
+
+std::vector<DLTensor> TvmKernel::ToDLTensors(const std::vector<ArrayView>& args) const {
+  std::vector<DLTensor> tensors(args.size());
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    DLTensor& t = tensors[i];
+    t.data = args[i].data;
+    t.device = DLDevice{kDLCPU, 0};
+    t.ndim = static_cast<int32_t>(args[i].shape.size());
+    t.dtype = args[i].dtype;
+    t.shape = const_cast<std::int64_t*>(args[i].shape.data());
+    t.strides = nullptr;  // compact, checked above
+    t.byte_offset = 0;
+  }
+  return tensors;
+}
+
+void TvmKernel::Call(const std::vector<ArrayView>& args) const {
+  Check(args);
+  std::vector<DLTensor> tensors = ToDLTensors(args);
+  std::vector<tvm::ffi::AnyView> packed(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) packed[i] = &tensors[i];
+  tvm::ffi::Any result;
+  try {
+    function_.CallPacked(packed.data(), static_cast<int32_t>(packed.size()), &result);
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error("TVM kernel '" + path_ + "' failed: " + e.message());
+  }
+}
+
+Measurement TvmKernel::Time(const std::vector<ArrayView>& args, const RunConfig& config) const {
+  Check(args);
+  std::vector<DLTensor> tensors = ToDLTensors(args);
+  std::vector<tvm::ffi::AnyView> packed(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) packed[i] = &tensors[i];
+  const auto num_args = static_cast<int32_t>(packed.size());
+  const tvm::ffi::AnyView* argv = packed.data();
+  const tvm::ffi::Function& f = function_;
+  tvm::ffi::Any result;
+  try {
+    return TimeLoop([&] { f.CallPacked(argv, num_args, &result); }, config);
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error("TVM kernel '" + path_ + "' failed while timed: " + e.message());
+  }
+}
+
+}  // namespace convbench

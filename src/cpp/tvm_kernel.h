@@ -1,0 +1,74 @@
+// An exported TVM kernel (.so) loaded through tvm-ffi, with the argument checks that keep a wrong
+// array from reaching generated code.
+#pragma once
+
+#include <dlpack/dlpack.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runner.h"
+
+namespace convbench {
+
+// Loads libtvm_runtime.so with RTLD_GLOBAL: generated parallel code calls TVMBackendParallelLaunch
+// and friends, which resolve against the process's global symbols. Idempotent; throws
+// std::runtime_error with dlerror()'s text on failure.
+void LoadTvmRuntime(const std::string& path);
+bool TvmRuntimeLoaded();
+
+// Sizes TVM's thread pool of the calling thread to `cpus.size()` workers and binds worker i to
+// cpus[i] (worker 0 is the calling thread). A CPU may repeat: that is how oversubscription is run.
+void ConfigureTvmThreadPool(const std::vector<int>& cpus);
+// The pool size TVM reports for the calling thread.
+int TvmNumThreads();
+
+// What the caller hands in: a view of a host array, not owned.
+struct ArrayView {
+  void* data = nullptr;
+  DLDataType dtype{};
+  std::vector<std::int64_t> shape;
+  std::vector<std::int64_t> strides_bytes;
+  bool writeable = false;
+};
+
+struct ArgSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  DLDataType dtype{kDLFloat, 32, 1};
+  bool output = false;
+};
+
+std::string ShapeToString(const std::vector<std::int64_t>& shape);
+std::string DTypeToString(DLDataType dtype);
+
+class TvmKernel {
+ public:
+  // Throws std::runtime_error naming the path when the file is missing, is not a TVM module, or
+  // lacks `entry`.
+  TvmKernel(const std::string& path, std::vector<ArgSpec> specs, const std::string& entry = "main");
+
+  const std::string& path() const { return path_; }
+  const std::vector<ArgSpec>& specs() const { return specs_; }
+
+  // Throws std::invalid_argument naming the argument and what is wrong with it.
+  void Check(const std::vector<ArrayView>& args) const;
+  // Check, then one call. Kernel-side errors come back as std::runtime_error.
+  void Call(const std::vector<ArrayView>& args) const;
+  // Check, then the timing loop around the bare packed call.
+  Measurement Time(const std::vector<ArrayView>& args, const RunConfig& config) const;
+
+ private:
+  std::vector<DLTensor> ToDLTensors(const std::vector<ArrayView>& args) const;
+
+  std::string path_;
+  std::vector<ArgSpec> specs_;
+  tvm::ffi::Module module_;
+  tvm::ffi::Function function_;
+};
+
+}  // namespace convbench
