@@ -1,0 +1,202 @@
+"""TVM kernels: the conv computation, its build for the host, and the on-disk kernel cache.
+
+A cache entry is a directory `<name>-<key>/` holding `kernel.so` and `manifest.json`. The key hashes
+everything that changes the binary: the workload, the target, the TVM and tvm-ffi versions, and
+the source of the compute and schedule code. An entry is published by an atomic rename after the
+manifest (with the .so's SHA-256) is written, so a half-written or corrupt entry fails its check
+and is rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import schedules
+from .spec import Workload
+
+__all__ = ["BuiltKernel", "KernelCache", "conv_module", "default_cache_dir", "empty_module"]
+
+MANIFEST = "manifest.json"
+LIBRARY = "kernel.so"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("CONVBENCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "convbench" / "kernels"
+
+
+def conv_module(w: Workload) -> Any:
+    """NHWC x HWIO -> NHWC conv as a TIR PrimFunc `main(data, weight, out)`, padding included."""
+    import tvm
+    from tvm import te, tirx
+
+    n, h, wd, cin = w.input_shape
+    kh, kw, _, cout = w.weight_shape
+    (pt, pb), (pl, pr) = w.spec.pads
+    (sh, sw), (dh, dw) = w.spec.strides, w.spec.dilation
+    _, oh, ow, _ = w.output_shape
+    data = te.placeholder((n, h, wd, cin), "float32", name="data")
+    weight = te.placeholder((kh, kw, cin, cout), "float32", name="weight")
+    if pt or pb or pl or pr:
+        pad = te.compute(
+            (n, h + pt + pb, wd + pl + pr, cin),
+            lambda b, y, x, c: tirx.if_then_else(
+                tirx.all(y >= pt, y < h + pt, x >= pl, x < wd + pl),
+                data[b, y - pt, x - pl, c],
+                tirx.const(0.0, "float32"),
+            ),
+            name="pad",
+        )
+    else:
+        pad = data
+    rh = te.reduce_axis((0, kh), name="rh")
+    rw = te.reduce_axis((0, kw), name="rw")
+    rc = te.reduce_axis((0, cin), name="rc")
+    out = te.compute(
+        (n, oh, ow, cout),
+        lambda b, y, x, o: te.sum(
+            pad[b, y * sh + rh * dh, x * sw + rw * dw, rc] * weight[rh, rw, rc, o],
+            axis=[rh, rw, rc],
+        ),
+        name="conv",
+    )
+    func = te.create_prim_func([data, weight, out]).with_attr("global_symbol", "main")
+    return tvm.IRModule({"main": func})
+
+
+def empty_module() -> Any:
+    """A kernel that does nothing with its one argument: the harness's per-call floor."""
+    import tvm
+    from tvm.script import tirx as T
+
+    @T.prim_func
+    def main(a: T.Buffer((1,), "float32")) -> None:
+        T.func_attr({"global_symbol": "main", "tirx.noalias": True})
+        T.evaluate(0)
+
+    return tvm.IRModule({"main": main})
+
+
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    for path in (Path(__file__), Path(schedules.__file__)):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    name: str
+    path: Path
+    key: str
+    schedule: str
+    cached: bool  # True when loaded from the cache, False when built by this call
+    build_s: float  # compile time when built; the original compile time when cached
+
+
+class KernelCache:
+    def __init__(self, root: Path | str | None = None, target: Any = None) -> None:
+        from .machine import host_target
+
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.target = target if target is not None else host_target()
+
+    def _identity(self, name: str, workload: dict[str, Any], schedule: str) -> dict[str, Any]:
+        import tvm
+        import tvm_ffi
+
+        return {
+            "name": name,
+            "workload": workload,
+            "target": str(self.target),
+            "tvm": tvm.__version__,
+            "tvm_ffi": tvm_ffi.__version__,
+            "schedule": schedule,
+            "source": _source_digest(),
+        }
+
+    def conv(self, w: Workload) -> BuiltKernel:
+        desc = {
+            "input": list(w.input_shape),
+            "weight": list(w.weight_shape),
+            "pads": [list(p) for p in w.spec.pads],
+            "strides": list(w.spec.strides),
+            "dilation": list(w.spec.dilation),
+            "dtype": "float32",
+        }
+        schedule = schedules.describe(w)
+        return self._get(w.key, desc, schedule, lambda: schedules.schedule_conv(conv_module(w), w))
+
+    def empty(self) -> BuiltKernel:
+        return self._get("empty", {"empty": True}, "none", empty_module)
+
+    def _get(self, name: str, workload: dict[str, Any], schedule: str, make: Any) -> BuiltKernel:
+        identity = self._identity(name, workload, schedule)
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        entry = self.root / f"{_safe(name)}-{key}"
+        found = self._load(entry, key)
+        if found is not None:
+            return found
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
+        return self._build(entry, key, identity, make)
+
+    def _load(self, entry: Path, key: str) -> BuiltKernel | None:
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+            lib = entry / LIBRARY
+            if manifest.get("key") != key or _sha256(lib) != manifest.get("sha256"):
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
+        return BuiltKernel(
+            manifest["identity"]["name"], lib, key, manifest["identity"]["schedule"], True,
+            float(manifest.get("build_s", 0.0)),
+        )
+
+    def _build(self, entry: Path, key: str, identity: dict[str, Any], make: Any) -> BuiltKernel:
+        import tvm
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.root))
+        try:
+            t0 = time.perf_counter()
+            with self.target:
+                executable = tvm.compile(make(), target=self.target)
+            lib = tmp / LIBRARY
+            executable.export_library(str(lib))
+            build_s = time.perf_counter() - t0
+            manifest = {"key": key, "identity": identity, "sha256": _sha256(lib), "build_s": build_s}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            try:
+                os.replace(tmp, entry)
+            except OSError:
+                # Another process published the same entry first; theirs is as good as ours.
+                if self._load(entry, key) is None:
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return BuiltKernel(identity["name"], entry / LIBRARY, key, identity["schedule"], False, build_s)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,287 @@
+"""A benchmark run: build or reuse kernels, check them against TF, then measure every cell
+(workload, batch, threads, backend, path) in a worker process of its own.
+
+Results are written after every cell (atomic rename), so an interrupted or crashed run keeps
+everything measured before the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .harness import RunConfig
+from .kernels import BuiltKernel, KernelCache
+from .machine import allowed_cpus, cpu_model, plan_cpus
+from .spec import ConvSpec, Workload
+
+__all__ = ["Cell", "RunOptions", "Runner", "PATHS"]
+
+# Every (backend, path) a cell can measure, in display order.
+PATHS: tuple[tuple[str, str], ...] = (("tvm", "native"), ("tf", "eager"), ("tf", "function"))
+
+UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Workload
+    threads: int
+    backend: str
+    path: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.workload.name} b{self.workload.batch} t{self.threads} {self.backend}/{self.path}"
+
+
+@dataclass
+class RunOptions:
+    threads: list[int]
+    batches: list[int] = field(default_factory=lambda: [1])
+    config: RunConfig = field(default_factory=RunConfig)
+    rtol: float = 1e-5
+    seed: int = 0
+    cell_timeout_s: float = 600.0
+    cache_dir: Path | None = None
+    paths: tuple[tuple[str, str], ...] = PATHS
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+def run_worker(task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Runs one task in a fresh interpreter; returns its result or raises WorkerError."""
+    with tempfile.TemporaryDirectory(prefix="convbench-") as tmp:
+        task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
+        task_path.write_text(json.dumps(task))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "convbench.worker", str(task_path), str(result_path)],
+                capture_output=True, text=True, timeout=timeout_s, env=env,
+            )
+        except subprocess.TimeoutExpired:
+            raise WorkerError(f"timed out after {timeout_s:.0f} s") from None
+        if not result_path.exists():
+            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+            raise WorkerError(f"worker exited with code {proc.returncode} and no result: {tail}")
+        result = json.loads(result_path.read_text())
+    if not result["ok"]:
+        raise WorkerError(result["error"])
+    return dict(result["result"])
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("apache-tvm", "apache-tvm-ffi", "tensorflow-cpu", "tensorflow", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+
+
+class Runner:
+    """Drives a run; `on_event(kind, payload)` lets a front end show progress as results arrive."""
+
+    def __init__(
+        self,
+        specs: list[ConvSpec],
+        options: RunOptions,
+        json_path: Path | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.specs = specs
+        self.options = options
+        self.json_path = json_path
+        self.emit = on_event or (lambda kind, payload: None)
+        self.available = allowed_cpus()
+        self.workloads = [Workload(s, b) for s in specs for b in options.batches]
+        self.kernels: dict[str, BuiltKernel] = {}
+        self.doc: dict[str, Any] = {}
+
+    # --- results document ---------------------------------------------------------------------
+    def _start_doc(self, target: str) -> None:
+        from .machine import host_cpu_name
+
+        o = self.options
+        self.doc = {
+            "convbench": __version__,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "finished_at": None,
+            "complete": False,
+            "machine": {
+                "cpu_model": cpu_model(),
+                "llvm_cpu": host_cpu_name(),
+                "logical_cpus": os.cpu_count(),
+                "cpus_available": self.available,
+                "cores": len(self.available),
+                "platform": platform.platform(),
+            },
+            "libraries": library_versions(),
+            "tvm_target": target,
+            "config": {
+                "threads": o.threads,
+                "batches": o.batches,
+                "warmup_s": o.config.warmup_s,
+                "min_sample_s": o.config.min_sample_s,
+                "samples": o.config.samples,
+                "rtol": o.rtol,
+                "seed": o.seed,
+                "tf_threads": "intra_op=threads, inter_op=1",
+                "tvm_threads": "pool size=threads, worker i bound to cpus[i]",
+            },
+            "harness_overhead": None,
+            "workloads": [w.describe() for w in self.workloads],
+            "kernels": [],
+            "checks": [],
+            "records": [],
+            "errors": [],
+            "warnings": [],
+        }
+
+    def save(self) -> None:
+        if self.json_path is not None and self.doc:
+            _write_json_atomic(self.json_path, self.doc)
+
+    def _error(self, stage: str, what: dict[str, Any], message: str) -> None:
+        entry = {"stage": stage, **what, "error": message}
+        self.doc["errors"].append(entry)
+        self.emit("error", entry)
+        self.save()
+
+    def _warn(self, message: str) -> None:
+        if message not in self.doc["warnings"]:
+            self.doc["warnings"].append(message)
+            self.emit("warning", {"message": message})
+
+    # --- stages -------------------------------------------------------------------------------
+    def cells(self) -> Iterator[Cell]:
+        for w in self.workloads:
+            for t in self.options.threads:
+                for backend, path in self.options.paths:
+                    yield Cell(w, t, backend, path)
+
+    def build(self, cache: KernelCache) -> BuiltKernel | None:
+        empty = None
+        try:
+            empty = cache.empty()
+        except Exception as e:
+            self._error("build", {"workload": "empty"}, f"{type(e).__name__}: {e}")
+        for w in self.workloads:
+            self.emit("build_start", {"workload": w.name, "batch": w.batch})
+            try:
+                k = cache.conv(w)
+            except Exception as e:
+                self._error("build", {"workload": w.name, "batch": w.batch}, f"{type(e).__name__}: {e}")
+                continue
+            self.kernels[w.key] = k
+            entry = {"workload": w.name, "batch": w.batch, "path": str(k.path), "key": k.key,
+                     "schedule": k.schedule, "cached": k.cached, "build_s": k.build_s}
+            self.doc["kernels"].append(entry)
+            self.emit("built", entry)
+        self.save()
+        return empty
+
+    def measure_overhead(self, empty: BuiltKernel) -> None:
+        task = {"kind": "overhead", "kernel_path": str(empty.path), "cpus": [self.available[0]],
+                "config": {**asdict(self.options.config), "min_sample_s": 0.05}}
+        try:
+            self.doc["harness_overhead"] = run_worker(task, self.options.cell_timeout_s)
+            self.emit("overhead", self.doc["harness_overhead"])
+        except WorkerError as e:
+            self._error("overhead", {}, str(e))
+        self.save()
+
+    def check(self, w: Workload) -> None:
+        k = self.kernels.get(w.key)
+        if k is None:
+            return
+        task = {"kind": "check", "spec": w.spec.model_dump(mode="json"), "batch": w.batch,
+                "kernel_path": str(k.path), "seed": self.options.seed, "rtol": self.options.rtol}
+        try:
+            result = run_worker(task, self.options.cell_timeout_s)
+        except WorkerError as e:
+            self._error("check", {"workload": w.name, "batch": w.batch}, str(e))
+            return
+        self.doc["checks"].append(result)
+        self.emit("check", result)
+        self.save()
+
+    def measure(self, cell: Cell) -> dict[str, Any] | None:
+        w = cell.workload
+        plan = plan_cpus(cell.threads, self.available)
+        where = {"workload": w.name, "batch": w.batch, "threads": cell.threads,
+                 "backend": cell.backend, "path": cell.path}
+        if plan.oversubscribed:
+            self._warn(
+                f"{cell.threads} threads on {plan.available} available CPUs: cells with "
+                f"threads={cell.threads} are oversubscribed (flagged in their records)"
+            )
+        task: dict[str, Any] = {
+            "kind": "measure", "backend": cell.backend, "path": cell.path,
+            "spec": w.spec.model_dump(mode="json"), "batch": w.batch, "threads": cell.threads,
+            "cpus": list(plan.cpus), "available_cpus": plan.available, "seed": self.options.seed,
+            "config": asdict(self.options.config),
+        }
+        if cell.backend == "tvm":
+            k = self.kernels.get(w.key)
+            if k is None:
+                self._error("measure", where, "no kernel: its build failed (see the build error)")
+                return None
+            task["kernel_path"] = str(k.path)
+        try:
+            record = run_worker(task, self.options.cell_timeout_s)
+        except WorkerError as e:
+            self._error("measure", where, str(e))
+            return None
+        if record["cv"] >= UNSTABLE_CV:
+            record["unstable"] = True
+        self.doc["records"].append(record)
+        self.emit("record", record)
+        self.save()
+        return record
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        cache = KernelCache(self.options.cache_dir)
+        self._start_doc(str(cache.target))
+        self.save()
+        self.emit("start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)})
+        try:
+            empty = self.build(cache)
+            if empty is not None:
+                self.measure_overhead(empty)
+            for w in self.workloads:
+                self.check(w)
+            for cell in self.cells():
+                self.measure(cell)
+            self.doc["complete"] = True
+        finally:
+            unstable = [r for r in self.doc["records"] if r.get("unstable")]
+            if unstable:
+                self._warn(f"{len(unstable)} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")
+            self.doc["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self.doc["duration_s"] = time.perf_counter() - t0
+            self.save()
+        return self.doc

@@ -1,0 +1,167 @@
+"""One measurement in a process of its own: fresh thread pools, pinned, nothing shared with the
+cell before it. Run as `python -m convbench.worker TASK.json RESULT.json` by the CLI; the task
+and result are plain JSON so a crash here costs one cell, not the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+from .spec import ConvSpec, Workload
+
+__all__ = ["run_task"]
+
+
+def _workload(task: dict[str, Any]) -> Workload:
+    return Workload(ConvSpec.model_validate(task["spec"]), int(task["batch"]))
+
+
+def _config(task: dict[str, Any]) -> Any:
+    from .harness import RunConfig
+
+    return RunConfig(**task.get("config", {}))
+
+
+def _restrict_process(cpus: list[int]) -> None:
+    # Threads created from here on (TF's pools, TVM's workers) inherit this mask.
+    os.sched_setaffinity(0, set(cpus))
+
+
+def _pin_timing_thread(cpus: list[int]) -> dict[str, Any]:
+    from . import _core
+
+    _core.pin_current_thread([cpus[0]])
+    applied = _core.current_thread_affinity()
+    return {"timing_thread_cpus": applied, "pinned": applied == [cpus[0]]}
+
+
+def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    s = timing.summary
+    return {
+        "workload": w.name,
+        "backend": task["backend"],
+        "path": task["path"],
+        "threads": task["threads"],
+        "batch": w.batch,
+        "samples": s["n"],
+        "iters_per_sample": timing.iters_per_sample,
+        "median_s": s["median"],
+        "min_s": s["min"],
+        "mean_s": s["mean"],
+        "stddev_s": s["stddev"],
+        "cv": s["cv"],
+        "p10_s": s["p10"],
+        "p90_s": s["p90"],
+        "max_s": s["max"],
+        "cpu_s": timing.cpu_summary["median"],
+        "thread_cpu_s": sorted(timing.thread_cpu_s)[len(timing.thread_cpu_s) // 2],
+        "parallelism": timing.parallelism,
+        "gflops": w.flops / s["median"] / 1e9 if s["median"] > 0 else None,
+        "oversubscribed": task["threads"] > task["available_cpus"],
+        "cpus": task["cpus"],
+        "cpu_migrated": timing.cpu_before != timing.cpu_after,
+        "wall_samples_s": timing.wall_s,
+        **extra,
+    }
+
+
+def _measure_tvm(task: dict[str, Any]) -> dict[str, Any]:
+    from . import _core
+    from .harness import ConvKernel, pin_threads
+    from .tfconv import conv_inputs
+
+    w = _workload(task)
+    cpus = task["cpus"]
+    _restrict_process(sorted(set(cpus)))
+    pin_threads(cpus)
+    pin = _pin_timing_thread(cpus)
+    kernel = ConvKernel(task["kernel_path"], w)
+    data, weight = conv_inputs(w, task["seed"])
+    out = kernel.new_output()
+    timing = kernel.time(data, weight, out, config=_config(task))
+    pin["pool_threads"] = _core.tvm_num_threads()
+    return _record(task, w, timing, pin)
+
+
+def _measure_tf(task: dict[str, Any]) -> dict[str, Any]:
+    from .harness import time_callable
+    from .tfconv import configure_tf, conv_inputs, tf_conv_callables
+
+    w = _workload(task)
+    cpus = task["cpus"]
+    _restrict_process(sorted(set(cpus)))
+    tf = configure_tf(task["threads"])
+    pin = _pin_timing_thread(cpus)
+    data, weight = conv_inputs(w, task["seed"])
+    fn = tf_conv_callables(tf, w, data, weight)[task["path"]]
+    timing = time_callable(fn, _config(task))
+    return _record(task, w, timing, pin)
+
+
+def _check(task: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from .harness import ConvKernel
+    from .numerics import compare
+    from .tfconv import configure_tf, conv_inputs, tf_reference
+
+    w = _workload(task)
+    tf = configure_tf(1)
+    data, weight = conv_inputs(w, task["seed"])
+    ref = tf_reference(tf, w, data, weight)
+    got = ConvKernel(task["kernel_path"], w)(data, weight)
+    # A float64 reference says which of the two float32 results is closer to the exact one.
+    exact = tf_reference(tf, w, data.astype(np.float64), weight.astype(np.float64))
+    return {
+        "workload": w.name,
+        "batch": w.batch,
+        **compare(got, ref, task["rtol"]),
+        "tvm_vs_f64_rel_err": compare(got, exact, task["rtol"])["max_rel_err"],
+        "tf_vs_f64_rel_err": compare(ref, exact, task["rtol"])["max_rel_err"],
+    }
+
+
+def _overhead(task: dict[str, Any]) -> dict[str, Any]:
+    from .harness import EmptyKernel
+
+    cpus = task["cpus"]
+    _restrict_process(sorted(set(cpus)))
+    pin = _pin_timing_thread(cpus)
+    timing = EmptyKernel(task["kernel_path"]).time_overhead(_config(task))
+    s = timing.summary
+    return {"per_call_s": s["median"], "min_s": s["min"], "cv": s["cv"],
+            "samples": s["n"], "iters_per_sample": timing.iters_per_sample, **pin}
+
+
+HANDLERS = {
+    ("measure", "tvm"): _measure_tvm,
+    ("measure", "tf"): _measure_tf,
+    ("check", None): _check,
+    ("overhead", None): _overhead,
+}
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    handler = HANDLERS[(task["kind"], task.get("backend"))]
+    return handler(task)
+
+
+def main(argv: list[str]) -> int:
+    task_path, result_path = argv
+    with open(task_path) as f:
+        task = json.load(f)
+    try:
+        result: dict[str, Any] = {"ok": True, "result": run_task(task)}
+    except Exception as e:  # reported to the parent as this cell's error
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

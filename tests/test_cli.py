@@ -1,0 +1,137 @@
+"""`convbench` end to end on a tiny shapes file, in subprocesses as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbench.run import Runner, RunOptions
+from convbench.harness import RunConfig
+from convbench.spec import load_spec
+
+QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
+RECORD_FIELDS = {
+    "workload", "backend", "path", "threads", "batch", "samples", "median_s", "min_s", "mean_s",
+    "stddev_s", "cpu_s", "gflops", "oversubscribed", "cv", "p10_s", "p90_s", "parallelism",
+}
+
+
+def convbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "convbench.cli", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=900, env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory):
+    cwd = tmp_path_factory.mktemp("run")
+    over = len(os.sched_getaffinity(0)) + 1  # always more threads than this machine lets us use
+    out = cwd / "results.json"
+    cache = cwd / "cache"
+    proc = convbench("--shapes", str(tiny_shapes), "--threads", f"1,{over}", "--json", str(out),
+                     "--cache-dir", str(cache), *QUICK, cwd=cwd)
+    return proc, json.loads(out.read_text()), over, cwd, cache
+
+
+def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
+    proc, doc, over, _, _ = cli_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert doc["complete"] and doc["errors"] == []
+    for key in ("convbench", "machine", "libraries", "tvm_target", "harness_overhead", "workloads",
+                "records", "checks"):
+        assert key in doc
+    assert doc["machine"]["cores"] == len(os.sched_getaffinity(0))
+    assert doc["harness_overhead"]["per_call_s"] > 0
+    assert {w["name"] for w in doc["workloads"]} == {"tiny_same", "tiny_logits"}
+    assert all(w["kind"] == "conv" and w["benchdnn"].startswith("mb1ic") for w in doc["workloads"])
+    cells = {(r["workload"], r["threads"], r["backend"], r["path"]) for r in doc["records"]}
+    assert cells == {
+        (w, t, b, p) for w in ("tiny_same", "tiny_logits") for t in (1, over)
+        for b, p in (("tvm", "native"), ("tf", "eager"), ("tf", "function"))
+    }
+    for r in doc["records"]:
+        assert RECORD_FIELDS <= set(r), RECORD_FIELDS - set(r)
+        assert r["oversubscribed"] == (r["threads"] == over)
+        assert r["samples"] == 3 and r["min_s"] <= r["median_s"] and r["gflops"] > 0
+        assert r["pinned"] is True
+    assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {("tiny_same", 1), ("tiny_logits", 1)}
+    assert all(c["ok"] and c["max_rel_err"] <= 1e-5 for c in doc["checks"])
+
+
+def test_cli_prints_results_and_warns_about_oversubscription(cli_run) -> None:
+    proc, _, over, _, _ = cli_run
+    assert "tvm/native" in proc.stdout and "tf/function" in proc.stdout
+    assert f"{over} threads on" in proc.stdout and "oversubscribed" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_second_run_reuses_the_kernel_cache(cli_run, tiny_shapes: Path) -> None:
+    _, _, _, cwd, cache = cli_run
+    out = cwd / "again.json"
+    proc = convbench("--shapes", str(tiny_shapes), "--threads", "1", "--json", str(out),
+                     "--cache-dir", str(cache), *QUICK, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert all(k["cached"] for k in json.loads(out.read_text())["kernels"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threads", "0"], "positive integers"),
+        (["--threads", "two"], "positive integers"),
+        (["--batch", "1,-3"], "positive integers"),
+        (["--samples", "0"], "positive integer"),
+    ],
+)
+def test_bad_arguments_are_refused_clearly(args: list[str], message: str, tiny_shapes: Path,
+                                           tmp_path: Path) -> None:
+    proc = convbench("--shapes", str(tiny_shapes), *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_shapes_file_is_refused_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("convs: [{name: x, input: [1, 4, 4, 2], kernel: [3, 3], out_channels: 2, count: -2}]")
+    proc = convbench("--shapes", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "convs[0] ('x')" in proc.stderr and "'count'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    missing = convbench("--shapes", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_path: Path) -> None:
+    """A kernel that cannot be loaded fails its cells; every other cell is still measured."""
+    from convbench.kernels import BuiltKernel
+
+    specs = load_spec(tiny_shapes)
+    runner = Runner(specs, RunOptions(threads=[1], config=RunConfig(0.001, 0.001, 2),
+                                      cache_dir=tmp_path / "cache"),
+                    json_path=tmp_path / "r.json")
+    original_build = runner.build
+
+    def build_then_break(cache):  # sabotage one kernel after a good build
+        empty = original_build(cache)
+        key = runner.workloads[0].key
+        broken = tmp_path / "broken.so"
+        broken.write_text("not a shared library")
+        runner.kernels[key] = BuiltKernel("x", broken, "k", "s", False, 0.0)
+        return empty
+
+    runner.build = build_then_break  # type: ignore[method-assign]
+    doc = runner.run()
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["complete"]
+    failed = {(e["stage"], e.get("workload"), e.get("path")) for e in saved["errors"]}
+    assert ("measure", "tiny_same", "native") in failed and ("check", "tiny_same", None) in failed
+    assert any("cannot load TVM kernel" in e["error"] for e in saved["errors"])
+    measured = {(r["workload"], r["backend"], r["path"]) for r in doc["records"]}
+    assert ("tiny_logits", "tvm", "native") in measured
+    assert ("tiny_same", "tf", "eager") in measured
