@@ -169,3 +169,17 @@ def test_argument_checks_raise_python_errors(kernel_cache) -> None:
         k.call(x, wt, [0.0])
     with pytest.raises(RuntimeError, match="cannot load TVM kernel"):
         ConvKernel(k.path.parent / "missing.so", w)
+
+
+def test_peak_probe_is_plausible(tmp_path) -> None:
+    from convbench.peak import PeakCache
+
+    one = _core.measure_peak([min(os.sched_getaffinity(0))], seconds=0.05, repeats=1)
+    assert one["isa"] in ("avx512f", "avx2+fma", "scalar") and one["threads"] == 1
+    # any x86 core of the last decade does between 1 and 1000 fp32 GFLOP/s on one thread
+    assert 1 < one["gflops"] < 1000
+    cache = PeakCache(tmp_path / "peak.json")
+    first = cache.get(1)
+    assert not first["cached"] and first["gflops"] > 0
+    again = PeakCache(tmp_path / "peak.json").get(1)
+    assert again["cached"] and again["gflops"] == first["gflops"]

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="max |TVM - TF| allowed, relative to max |TF| (1e-5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument("--cache-dir", type=Path, default=None,
-                   help="kernel cache (default: $CONVBENCH_CACHE_DIR or ~/.cache/convbench/kernels)")
+                   help="kernel cache (default: $CONVBENCH_CACHE_DIR or ~/.cache/convbench)")
     p.add_argument("--cell-timeout", type=_positive_float, default=600.0, metavar="S",
                    help="give up on one cell after this many seconds (600)")
     return p
@@ -91,7 +91,7 @@ def _fmt_time(s: float | None) -> str:
 
 
 COLUMNS = ("workload", "batch", "thr", "backend/path", "median", "p10..p90", "CV", "GFLOP/s",
-           "par", "flags")
+           "%peak", "par", "flags")
 
 
 def _row(r: dict[str, Any]) -> list[str]:
@@ -106,6 +106,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         r["workload"], str(r["batch"]), str(r["threads"]), f"{r['backend']}/{r['path']}",
         _fmt_time(r["median_s"]), f"{_fmt_time(r['p10_s'])}..{_fmt_time(r['p90_s'])}",
         f"{r['cv'] * 100:.1f}%", f"{r['gflops']:.1f}" if r.get("gflops") else "-",
+        f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else "-",
         f"{r['parallelism']:.2f}", ",".join(flags),
     ]
 
@@ -120,7 +121,7 @@ class Display:
             TimeElapsedColumn(), console=console, transient=True,
         )
         self.task: Any = None
-        self.widths = [18, 5, 3, 14, 11, 23, 6, 8, 5, 0]
+        self.widths = [18, 5, 3, 14, 11, 23, 6, 8, 6, 5, 0]
 
     def line(self, cells: list[str], style: str = "") -> None:
         text = "  ".join(c.ljust(w) if w else c for c, w in zip(cells, self.widths))
@@ -136,6 +137,10 @@ class Display:
         elif kind == "built":
             how = "cached" if p["cached"] else f"built in {p['build_s']:.1f} s"
             c.print(f"kernel {p['workload']} b{p['batch']}: {how} ({p['schedule']})", highlight=False)
+        elif kind == "peak":
+            how = "cached" if p["cached"] else "measured"
+            c.print(f"fp32 peak at {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
+                    f"({p['isa']}, CPUs {p['cpus']}, {how})", highlight=False)
         elif kind == "overhead":
             c.print(f"harness overhead: {_fmt_time(p['per_call_s'])} per call (empty kernel)",
                     highlight=False)

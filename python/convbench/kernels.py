@@ -33,7 +33,7 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "convbench" / "kernels"
+    return Path(base) / "convbench"
 
 
 def conv_module(w: Workload) -> Any:

@@ -152,6 +152,7 @@ class Runner:
                 "tvm_threads": "pool size=threads, worker i bound to cpus[i]",
             },
             "harness_overhead": None,
+            "peak": {},
             "workloads": [w.describe() for w in self.workloads],
             "kernels": [],
             "checks": [],
@@ -202,6 +203,19 @@ class Runner:
             self.emit("built", entry)
         self.save()
         return empty
+
+    def measure_peaks(self, cache: KernelCache) -> None:
+        from .peak import PeakCache
+
+        peaks = PeakCache(cache.root / "peak.json")
+        for t in self.options.threads:
+            try:
+                self.doc["peak"][str(t)] = peaks.get(t)
+            except Exception as e:
+                self._error("peak", {"threads": t}, f"{type(e).__name__}: {e}")
+                continue
+            self.emit("peak", {"threads": t, **self.doc["peak"][str(t)]})
+        self.save()
 
     def measure_overhead(self, empty: BuiltKernel) -> None:
         task = {"kind": "overhead", "kernel_path": str(empty.path), "cpus": [self.available[0]],
@@ -255,6 +269,11 @@ class Runner:
         except WorkerError as e:
             self._error("measure", where, str(e))
             return None
+        peak = self.doc["peak"].get(str(cell.threads))
+        record["peak_gflops"] = peak["gflops"] if peak else None
+        record["pct_peak"] = (
+            100.0 * record["gflops"] / peak["gflops"] if peak and record.get("gflops") else None
+        )
         if record["cv"] >= UNSTABLE_CV:
             record["unstable"] = True
         self.doc["records"].append(record)
@@ -270,6 +289,7 @@ class Runner:
         self.emit("start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)})
         try:
             empty = self.build(cache)
+            self.measure_peaks(cache)
             if empty is not None:
                 self.measure_overhead(empty)
             for w in self.workloads:

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "affinity.h"
+#include "peak.h"
 #include "runner.h"
 #include "statistics.h"
 #include "tvm_kernel.h"
@@ -113,6 +114,24 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("summarize", [](std::vector<double> v) { return ToDict(Summarize(std::move(v))); },
         py::arg("samples"));
+
+  m.def(
+      "measure_peak",
+      [](const std::vector<int>& cpus, double seconds, int repeats) {
+        PeakResult r;
+        {
+          py::gil_scoped_release release;
+          r = MeasurePeak(cpus, seconds, repeats);
+        }
+        py::dict d;
+        d["isa"] = r.isa;
+        d["threads"] = r.threads;
+        d["gflops"] = r.gflops;
+        d["seconds"] = r.seconds;
+        return d;
+      },
+      py::arg("cpus"), py::arg("seconds") = 0.2, py::arg("repeats") = 3);
+  m.def("peak_isa", &PeakIsa);
 
   m.def("load_tvm_runtime", &LoadTvmRuntime, py::arg("path"));
   m.def("tvm_runtime_loaded", &TvmRuntimeLoaded);
