@@ -74,7 +74,7 @@ def test_timing_loop_propagates_errors() -> None:
 )
 def test_bad_run_config(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        _core.time_callable(lambda: None, **kwargs)
+        _core.time_loop(lambda n: None, **kwargs)
 
 
 def _in_thread(fn):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,7 @@ __all__ = [
     "ensure_tvm_runtime",
     "pin_threads",
     "time_callable",
+    "time_run_n",
 ]
 
 
@@ -102,9 +104,19 @@ class Timing:
         return sum(self.process_cpu_s) / wall if wall > 0 else 0.0
 
 
+def time_run_n(run_n: Callable[[int], Any], config: RunConfig | None = None) -> Timing:
+    """Times `run_n(n)`, a loop making n calls, with the harness's warm-up, calibration and clocks."""
+    return Timing.from_native(_core.time_loop(run_n, **(config or RunConfig()).kwargs()))
+
+
 def time_callable(fn: Callable[[], Any], config: RunConfig | None = None) -> Timing:
-    """Times a Python callable with the same C++ loop and statistics as the native kernels."""
-    return Timing.from_native(_core.time_callable(fn, **(config or RunConfig()).kwargs()))
+    """Times `fn()` called from a Python loop: what a user's Python code pays per call."""
+
+    def run_n(n: int) -> None:
+        for _ in repeat(None, n):
+            fn()
+
+    return time_run_n(run_n, config)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any = np.float32, align: int = 64) -> np.ndarray:

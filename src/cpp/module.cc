@@ -144,15 +144,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("current_cpu", &CurrentCpu);
   m.def("current_thread_id", &CurrentThreadId);
 
-  // A Python callable timed by the same C++ loop as the kernels, GIL held: the Python paths (TF
-  // eager, tf.function, a tvm-ffi call from Python) get exactly the statistics the native path gets.
+  // `run_n(n)` is a Python callable making n calls in a loop of its own (Python or Cython); the
+  // warm-up, calibration, clocks and statistics are the C++ ones every path shares. GIL held.
   m.def(
-      "time_callable",
-      [](const py::function& fn, double warmup_s, double min_sample_s, int samples,
+      "time_loop",
+      [](const py::function& run_n, double warmup_s, double min_sample_s, int samples,
          std::int64_t max_iters) {
-        return ToDict(TimeLoop([&] { fn(); }, MakeConfig(warmup_s, min_sample_s, samples, max_iters)));
+        return ToDict(TimeLoopN([&](std::int64_t n) { run_n(n); },
+                                MakeConfig(warmup_s, min_sample_s, samples, max_iters)));
       },
-      py::arg("fn"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+      py::arg("run_n"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
       py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
 
   py::class_<TvmKernel, std::shared_ptr<TvmKernel>>(m, "TvmKernel")

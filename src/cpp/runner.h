@@ -44,32 +44,36 @@ inline void ValidateConfig(const RunConfig& c) {
   if (c.max_iters < 1) throw std::invalid_argument("max_iters must be at least 1");
 }
 
-template <class Body>
-double TimeIterations(Body& body, std::int64_t iters) {
+// `run_n(n)` makes n calls. It is the only part that differs between paths: a C++ loop around a
+// packed call (native), a Cython loop, or a Python loop around a Python-level call; the warm-up,
+// calibration, clocks and statistics are this one function for all of them.
+template <class RunN>
+double TimeIterations(RunN& run_n, std::int64_t iters) {
   const auto t0 = WallClock::now();
-  for (std::int64_t i = 0; i < iters; ++i) body();
+  run_n(iters);
   return SecondsBetween(t0, WallClock::now());
 }
 
-// Calls `body()` repeatedly; exceptions thrown by the body propagate to the caller.
-template <class Body>
-Measurement TimeLoop(Body&& body, const RunConfig& config) {
+// Exceptions thrown by `run_n` propagate to the caller.
+template <class RunN>
+Measurement TimeLoopN(RunN&& run_n, const RunConfig& config) {
   ValidateConfig(config);
   Measurement m;
   // Warm-up: caches, page faults, lazily created thread pools.
   const auto warm_start = WallClock::now();
   do {
-    body();
+    run_n(std::int64_t{1});
     ++m.warmup_iters;
   } while (SecondsBetween(warm_start, WallClock::now()) < config.warmup_s);
 
   // Calibration, as google/benchmark does it: grow the count until one run fills a sample.
   std::int64_t iters = 1;
   for (;;) {
-    const double elapsed = TimeIterations(body, iters);
+    const double elapsed = TimeIterations(run_n, iters);
     if (elapsed >= config.min_sample_s || iters >= config.max_iters) break;
     const double scale = elapsed > 0 ? 1.4 * config.min_sample_s / elapsed : 10.0;
-    const auto next = static_cast<std::int64_t>(static_cast<double>(iters) * std::clamp(scale, 2.0, 10.0));
+    const auto next =
+        static_cast<std::int64_t>(static_cast<double>(iters) * std::clamp(scale, 2.0, 10.0));
     iters = std::min(std::max(next, iters + 1), config.max_iters);
   }
   m.iters_per_sample = iters;
@@ -82,7 +86,7 @@ Measurement TimeLoop(Body&& body, const RunConfig& config) {
   for (int s = 0; s < config.samples; ++s) {
     const double tc0 = ThreadCpuSeconds();
     const double pc0 = ProcessCpuSeconds();
-    const double wall = TimeIterations(body, iters);
+    const double wall = TimeIterations(run_n, iters);
     const double tc1 = ThreadCpuSeconds();
     const double pc1 = ProcessCpuSeconds();
     m.wall_s.push_back(wall / n);
@@ -91,6 +95,16 @@ Measurement TimeLoop(Body&& body, const RunConfig& config) {
   }
   m.cpu_after = CurrentCpu();
   return m;
+}
+
+// One call per `body()`; the loop around it is inlined C++.
+template <class Body>
+Measurement TimeLoop(Body&& body, const RunConfig& config) {
+  return TimeLoopN(
+      [&](std::int64_t n) {
+        for (std::int64_t i = 0; i < n; ++i) body();
+      },
+      config);
 }
 
 }  // namespace convbench
