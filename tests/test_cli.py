@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convbench.run import Runner, RunOptions
+from convbench.run import PATHS, Runner, RunOptions
 from convbench.harness import RunConfig
 from convbench.spec import load_spec
 
@@ -52,14 +52,22 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     assert all(w["kind"] == "conv" and w["benchdnn"].startswith("mb1ic") for w in doc["workloads"])
     cells = {(r["workload"], r["threads"], r["backend"], r["path"]) for r in doc["records"]}
     assert cells == {
-        (w, t, b, p) for w in ("tiny_same", "tiny_logits") for t in (1, over)
-        for b, p in (("tvm", "native"), ("tf", "eager"), ("tf", "function"))
+        (w, t, b, p) for w in ("tiny_same", "tiny_logits") for t in (1, over) for b, p in PATHS
     }
+    assert {"native", "cython", "python", "evaluator"} <= {p for b, p in PATHS if b == "tvm"}
+    assert {"eager", "function"} <= {p for b, p in PATHS if b == "tf"}
     for r in doc["records"]:
         assert RECORD_FIELDS <= set(r), RECORD_FIELDS - set(r)
         assert r["oversubscribed"] == (r["threads"] == over)
         assert r["samples"] == 3 and r["min_s"] <= r["median_s"] and r["gflops"] > 0
         assert r["pinned"] is True
+        assert 0 < r["pct_peak"]
+        if r["path"] != "evaluator":  # TVM's evaluator reads no CPU clock
+            assert r["cpu_s"] > 0 and r["parallelism"] > 0
+    floor = doc["harness_overhead"]["paths"]
+    assert set(floor) == {"native", "cython", "python", "evaluator"}
+    assert all(v["per_call_s"] > 0 for v in floor.values())
+    assert doc["peak"]["1"]["gflops"] > 0
     assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {("tiny_same", 1), ("tiny_logits", 1)}
     assert all(c["ok"] and c["max_rel_err"] <= 1e-5 for c in doc["checks"])
 

@@ -107,7 +107,7 @@ def _row(r: dict[str, Any]) -> list[str]:
         _fmt_time(r["median_s"]), f"{_fmt_time(r['p10_s'])}..{_fmt_time(r['p90_s'])}",
         f"{r['cv'] * 100:.1f}%", f"{r['gflops']:.1f}" if r.get("gflops") else "-",
         f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else "-",
-        f"{r['parallelism']:.2f}", ",".join(flags),
+        f"{r['parallelism']:.2f}" if r.get("parallelism") is not None else "-", ",".join(flags),
     ]
 
 
@@ -142,8 +142,8 @@ class Display:
             c.print(f"fp32 peak at {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
                     f"({p['isa']}, CPUs {p['cpus']}, {how})", highlight=False)
         elif kind == "overhead":
-            c.print(f"harness overhead: {_fmt_time(p['per_call_s'])} per call (empty kernel)",
-                    highlight=False)
+            floor = ", ".join(f"{k} {_fmt_time(v['per_call_s'])}" for k, v in p["paths"].items())
+            c.print(f"per-call floor on an empty TVM kernel: {floor}", highlight=False)
             self.progress.update(self.task, description="checking against TF")
         elif kind == "check":
             status = "ok" if p["ok"] else "FAIL"
@@ -173,11 +173,14 @@ class Display:
 
 
 def summary_table(doc: dict[str, Any]) -> Table:
-    """Median per workload and thread count, one column per backend/path, and TVM vs TF."""
-    t = Table(title="median time per call (TVM native vs TF eager: >1x means TVM is faster)")
-    paths = sorted({(r["backend"], r["path"]) for r in doc["records"]})
-    for col in ("workload", "batch", "threads", *[f"{b}/{p}" for b, p in paths], "tf/eager ÷ tvm"):
-        t.add_column(col)
+    """Median per workload, batch and thread count, one column per path, and TF eager / TVM."""
+    from .run import PATHS
+
+    t = Table(title="median time per call (last column: tf/eager / tvm/native, >1 = TVM faster)")
+    present = {(r["backend"], r["path"]) for r in doc["records"]}
+    paths = [p for p in PATHS if p in present] + sorted(present - set(PATHS))
+    for col in ("workload", "batch", "thr", *[f"{b}/{p}" for b, p in paths], "eager/native"):
+        t.add_column(col, no_wrap=True)
     by_key: dict[tuple[str, int, int], dict[tuple[str, str], float]] = {}
     for r in doc["records"]:
         by_key.setdefault((r["workload"], r["batch"], r["threads"]), {})[
@@ -185,7 +188,7 @@ def summary_table(doc: dict[str, Any]) -> Table:
     for (name, batch, threads), m in by_key.items():
         ratio = "-"
         if ("tvm", "native") in m and ("tf", "eager") in m:
-            ratio = f"{m[('tf', 'eager')] / m[('tvm', 'native')]:.2f}x"
+            ratio = f"{m[('tf', 'eager')] / m[('tvm', 'native')]:.2f}"
         t.add_row(name, str(batch), str(threads), *[_fmt_time(m.get(k)) for k in paths], ratio)
     return t
 
@@ -195,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # soft_wrap: a long row or message stays on one line, whatever the terminal's width.
     console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=250)  # a log file gets the whole table
     err = Console(stderr=True, soft_wrap=True)
     try:
         specs = load_spec(args.shapes)

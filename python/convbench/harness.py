@@ -71,7 +71,10 @@ class RunConfig:
 
 @dataclass
 class Timing:
-    """Per-call times of every sample, and their summaries (from the C++ statistics)."""
+    """Per-call times of every sample, and their summaries (from the C++ statistics).
+
+    CPU clock lists are empty where a path cannot read them (TVM's own time_evaluator).
+    """
 
     iters_per_sample: int
     wall_s: list[float]
@@ -80,11 +83,13 @@ class Timing:
     cpu_before: int
     cpu_after: int
     summary: dict[str, float] = field(init=False)
-    cpu_summary: dict[str, float] = field(init=False)
+    cpu_summary: dict[str, float] | None = field(init=False)
+    thread_cpu_summary: dict[str, float] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.summary = _core.summarize(self.wall_s)
-        self.cpu_summary = _core.summarize(self.process_cpu_s)
+        self.cpu_summary = _core.summarize(self.process_cpu_s) if self.process_cpu_s else None
+        self.thread_cpu_summary = _core.summarize(self.thread_cpu_s) if self.thread_cpu_s else None
 
     @classmethod
     def from_native(cls, m: dict[str, Any]) -> Timing:
@@ -98,10 +103,12 @@ class Timing:
         )
 
     @property
-    def parallelism(self) -> float:
+    def parallelism(self) -> float | None:
         """Process CPU time over wall time: how many cores the call kept busy on average."""
         wall = sum(self.wall_s)
-        return sum(self.process_cpu_s) / wall if wall > 0 else 0.0
+        if not self.process_cpu_s or wall <= 0:
+            return None
+        return sum(self.process_cpu_s) / wall
 
 
 def time_run_n(run_n: Callable[[int], Any], config: RunConfig | None = None) -> Timing:

@@ -29,7 +29,14 @@ from .spec import ConvSpec, Workload
 __all__ = ["Cell", "RunOptions", "Runner", "PATHS"]
 
 # Every (backend, path) a cell can measure, in display order.
-PATHS: tuple[tuple[str, str], ...] = (("tvm", "native"), ("tf", "eager"), ("tf", "function"))
+PATHS: tuple[tuple[str, str], ...] = (
+    ("tvm", "native"),
+    ("tvm", "cython"),
+    ("tvm", "python"),
+    ("tvm", "evaluator"),
+    ("tf", "eager"),
+    ("tf", "function"),
+)
 
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 

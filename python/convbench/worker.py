@@ -48,7 +48,7 @@ def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any
         "threads": task["threads"],
         "batch": w.batch,
         "samples": s["n"],
-        "iters_per_sample": timing.iters_per_sample,
+        "iters_per_sample": timing.iters_per_sample or None,
         "median_s": s["median"],
         "min_s": s["min"],
         "mean_s": s["mean"],
@@ -57,8 +57,8 @@ def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any
         "p10_s": s["p10"],
         "p90_s": s["p90"],
         "max_s": s["max"],
-        "cpu_s": timing.cpu_summary["median"],
-        "thread_cpu_s": sorted(timing.thread_cpu_s)[len(timing.thread_cpu_s) // 2],
+        "cpu_s": timing.cpu_summary["median"] if timing.cpu_summary else None,
+        "thread_cpu_s": timing.thread_cpu_summary["median"] if timing.thread_cpu_summary else None,
         "parallelism": timing.parallelism,
         "gflops": w.flops / s["median"] / 1e9 if s["median"] > 0 else None,
         "oversubscribed": task["threads"] > task["available_cpus"],
@@ -67,6 +67,60 @@ def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any
         "wall_samples_s": timing.wall_s,
         **extra,
     }
+
+
+def _python_loop(f: Any, args: list[Any]) -> Any:
+    """A Python loop calling f(*args) as a user writes it: arguments spelled out, no unpacking."""
+    from itertools import repeat
+
+    if len(args) == 3:
+        a, b, c = args
+
+        def run3(n: int) -> None:
+            for _ in repeat(None, n):
+                f(a, b, c)
+
+        return run3
+    if len(args) == 1:
+        (x,) = args
+
+        def run1(n: int) -> None:
+            for _ in repeat(None, n):
+                f(x)
+
+        return run1
+    raise ValueError(f"no Python loop for {len(args)} arguments")
+
+
+def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: Any) -> Any:
+    """Times `kernel` on `arrays` along one TVM path of the overhead ladder."""
+    from .harness import Timing, time_run_n
+
+    if path == "native":
+        return kernel.time(*arrays, config=config)
+    kernel.native.check(arrays)  # the paths below hand the arrays to TVM unchecked
+    if path == "python":
+        import tvm_ffi
+
+        f = tvm_ffi.load_module(str(kernel.path))["main"]
+        return time_run_n(_python_loop(f, [tvm_ffi.from_dlpack(x) for x in arrays]), config)
+    if path == "cython":
+        from ._cyloop import CyLoop
+
+        loop = CyLoop(kernel.native.function_handle, arrays, kernel.native)
+        return time_run_n(loop.run_n, config)
+    if path == "evaluator":
+        import tvm
+
+        mod = tvm.runtime.load_module(str(kernel.path))
+        evaluator = mod.time_evaluator(
+            "main", tvm.cpu(0), number=1, repeat=config.samples,
+            min_repeat_ms=max(1, round(config.min_sample_s * 1000)), repeats_to_cooldown=0,
+        )
+        results = list(evaluator(*(tvm.runtime.tensor(x) for x in arrays)).results)
+        # TVM reports wall time only: no CPU clocks for this path.
+        return Timing(0, results, [], [], -1, -1)
+    raise ValueError(f"unknown TVM path {path!r}")
 
 
 def _measure_tvm(task: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +136,7 @@ def _measure_tvm(task: dict[str, Any]) -> dict[str, Any]:
     kernel = ConvKernel(task["kernel_path"], w)
     data, weight = conv_inputs(w, task["seed"])
     out = kernel.new_output()
-    timing = kernel.time(data, weight, out, config=_config(task))
+    timing = tvm_path_timer(task["path"], kernel, [data, weight, out], _config(task))
     pin["pool_threads"] = _core.tvm_num_threads()
     return _record(task, w, timing, pin)
 
@@ -126,15 +180,20 @@ def _check(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _overhead(task: dict[str, Any]) -> dict[str, Any]:
+    """Each TVM path's fixed price per call: the same loops on a kernel that does nothing."""
     from .harness import EmptyKernel
 
     cpus = task["cpus"]
     _restrict_process(sorted(set(cpus)))
     pin = _pin_timing_thread(cpus)
-    timing = EmptyKernel(task["kernel_path"]).time_overhead(_config(task))
-    s = timing.summary
-    return {"per_call_s": s["median"], "min_s": s["min"], "cv": s["cv"],
-            "samples": s["n"], "iters_per_sample": timing.iters_per_sample, **pin}
+    kernel = EmptyKernel(task["kernel_path"])
+    paths = {}
+    for path in ("native", "cython", "python", "evaluator"):
+        timing = tvm_path_timer(path, kernel, [kernel.arg], _config(task))
+        s = timing.summary
+        paths[path] = {"per_call_s": s["median"], "min_s": s["min"], "cv": s["cv"],
+                       "samples": s["n"], "iters_per_sample": timing.iters_per_sample}
+    return {"per_call_s": paths["native"]["per_call_s"], "paths": paths, **pin}
 
 
 HANDLERS = {

@@ -165,6 +165,9 @@ PYBIND11_MODULE(_core, m) {
            }),
            py::arg("path"), py::arg("specs"), py::arg("entry") = "main")
       .def_property_readonly("path", &TvmKernel::path)
+      .def_property_readonly("function_handle", [](const TvmKernel& k) {
+        return reinterpret_cast<std::uintptr_t>(k.function_handle());
+      })
       .def("check", [](const TvmKernel& k, const py::sequence& a) { k.Check(ToViews(a)); })
       .def("call",
            [](const TvmKernel& k, const py::sequence& a) {

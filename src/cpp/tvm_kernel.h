@@ -54,6 +54,9 @@ class TvmKernel {
 
   const std::string& path() const { return path_; }
   const std::vector<ArgSpec>& specs() const { return specs_; }
+  // The packed function's tvm-ffi handle, for callers that drive it through the C ABI themselves
+  // (the Cython loop). Valid while this kernel lives.
+  const void* function_handle() const { return function_.get(); }
 
   // Throws std::invalid_argument naming the argument and what is wrong with it.
   void Check(const std::vector<ArrayView>& args) const;
