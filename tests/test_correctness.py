@@ -56,3 +56,71 @@ def test_timed_kernel_reports_consistent_statistics(kernel_cache) -> None:
     s = t.summary
     assert s["n"] == 5 and s["min"] <= s["p10"] <= s["median"] <= s["p90"] <= s["max"]
     assert s["min"] > 0
+
+
+@pytest.mark.parametrize("path", ["function", "session", "session-feedless"])
+def test_every_tf_path_computes_the_same_conv(path: str, tf) -> None:
+    from convbench.tfconv import tf_conv_callables
+
+    spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
+    w = Workload(spec, 2)
+    data, weight = conv_inputs(w, seed=5)
+    ref = tf_reference(tf, w, data, weight)
+    got = np.asarray(tf_conv_callables(tf, w, data, weight, (path,))[path]())
+    assert compare(got, ref, rtol=1e-6)["ok"]
+
+
+@pytest.mark.parametrize("path", ["cython", "python"])
+def test_every_tvm_path_runs_the_kernel(path: str, kernel_cache) -> None:
+    from convbench.harness import RunConfig
+    from convbench.worker import tvm_path_timer
+
+    spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
+    w = Workload(spec, 1)
+    k = ConvKernel(kernel_cache.conv(w).path, w)
+    data, weight = conv_inputs(w, seed=5)
+    expected = k(data, weight)
+    out = k.new_output()
+    out[...] = np.nan
+    t = tvm_path_timer(path, k, [data, weight, out], RunConfig(0.001, 0.001, 2))
+    assert t.summary["n"] == 2
+    np.testing.assert_array_equal(out, expected)  # the timed calls really wrote the output
+    with pytest.raises(ValueError, match="expected shape"):
+        tvm_path_timer(path, k, [data[:, :1].copy(), weight, out], RunConfig(0.001, 0.001, 2))
+
+
+@pytest.mark.parametrize("kind", ["eager", "graph"])
+@pytest.mark.parametrize("case", ["same3x3", "logits_valid_1x6", "explicit_pad_dilated"])
+def test_tf_c_api_path_matches_tf_python(kind: str, case: str, tf) -> None:
+    """TF's Conv2D through the C API from the C++ harness gives tf.nn.conv2d's output."""
+    from convbench.harness import RunConfig, Timing
+    from convbench.tfconv import tf_native_conv
+
+    spec = parse_spec(f"convs: [{{name: {case}, {CASES[case]}, count: 1}}]")[0]
+    w = Workload(spec, 2)
+    data, weight = conv_inputs(w, seed=7)
+    conv = tf_native_conv(kind, w, data, weight, threads=1)
+    out = np.empty(w.output_shape, np.float32)
+    conv.run(out)
+    assert compare(out, tf_reference(tf, w, data, weight), rtol=1e-6)["ok"]
+    t = Timing.from_native(conv.time(**RunConfig(0.001, 0.001, 2).kwargs()))
+    assert t.summary["n"] == 2 and t.summary["min"] > 0
+    with pytest.raises(ValueError, match="elements"):
+        conv.run(np.empty(3, np.float32))
+
+
+def test_missing_tf_library_is_an_error_not_a_crash(tmp_path) -> None:
+    from convbench import _core
+
+    w = Workload(parse_spec(f"convs: [{{name: a, {CASES['same3x3']}, count: 1}}]")[0], 1)
+    data, weight = conv_inputs(w)
+    from convbench.tfconv import tf_native_conv
+
+    with pytest.raises(RuntimeError, match="cannot load TensorFlow's C API"):
+        tf_native_conv("eager", w, data, weight, 1, lib=str(tmp_path / "libtensorflow_cc.so.2"))
+    not_tf = tmp_path / "libnot_tf.so"
+    import shutil
+
+    shutil.copy(_core.__file__, not_tf)  # a real shared library without TF's symbols
+    with pytest.raises(RuntimeError, match="lacks TF C API symbol"):
+        tf_native_conv("eager", w, data, weight, 1, lib=str(not_tf))

@@ -193,6 +193,23 @@ def summary_table(doc: dict[str, Any]) -> Table:
     return t
 
 
+def overhead_table(doc: dict[str, Any]) -> Table:
+    """The ladder: kernel, native dispatch, and what each Python path adds over native."""
+    t = Table(title="where the time goes (us, and share of that path's total)")
+    for col in ("workload", "batch", "thr", "backend", "kernel", "native dispatch", "python paths: added over native"):
+        t.add_column(col, no_wrap=True)
+    for e in doc["overheads"]:
+        def rung(key: str) -> str:
+            r = e.get(key)
+            return f"{r['us']:.2f} ({r['share']:.0%})" if r else "-"
+
+        python = "  ".join(f"{p} +{v['us']:.2f} ({v['share']:.0%})"
+                           for p, v in e["python_overhead"].items())
+        t.add_row(e["workload"], str(e["batch"]), str(e["threads"]), e["backend"],
+                  rung("kernel"), rung("native_dispatch"), python)
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -232,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     display.stop()
     if doc["records"]:
         console.print(summary_table(doc))
+    if doc.get("overheads"):
+        console.print(overhead_table(doc))
     n_fail = len(doc["errors"]) + sum(1 for c in doc["checks"] if not c["ok"])
     console.print(
         f"{len(doc['records'])} measurements, {len(doc['errors'])} errors, "

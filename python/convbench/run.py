@@ -34,8 +34,13 @@ PATHS: tuple[tuple[str, str], ...] = (
     ("tvm", "cython"),
     ("tvm", "python"),
     ("tvm", "evaluator"),
+    ("tf", "kernel"),
+    ("tf", "native"),
+    ("tf", "native-graph"),
     ("tf", "eager"),
     ("tf", "function"),
+    ("tf", "session"),
+    ("tf", "session-feedless"),
 )
 
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
@@ -163,6 +168,7 @@ class Runner:
             "workloads": [w.describe() for w in self.workloads],
             "kernels": [],
             "checks": [],
+            "overheads": [],
             "records": [],
             "errors": [],
             "warnings": [],
@@ -288,6 +294,14 @@ class Runner:
         self.save()
         return record
 
+    def summarize_overheads(self) -> None:
+        from .overheads import cross_checks, ladder
+
+        floor = self.doc.get("harness_overhead") or {}
+        self.doc["overheads"] = ladder(self.doc["records"], floor.get("per_call_s"))
+        for message in cross_checks(self.doc["records"]):
+            self._warn(message)
+
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         cache = KernelCache(self.options.cache_dir)
@@ -305,6 +319,7 @@ class Runner:
                 self.measure(cell)
             self.doc["complete"] = True
         finally:
+            self.summarize_overheads()
             unstable = [r for r in self.doc["records"] if r.get("unstable")]
             if unstable:
                 self._warn(f"{len(unstable)} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")

@@ -9,7 +9,17 @@ import numpy as np
 
 from .spec import Workload
 
-__all__ = ["configure_tf", "conv_inputs", "tf_conv_callables", "tf_reference"]
+__all__ = [
+    "TF_PYTHON_PATHS",
+    "configure_tf",
+    "conv_inputs",
+    "tf_conv_callables",
+    "tf_library_path",
+    "tf_native_conv",
+    "tf_reference",
+]
+
+TF_PYTHON_PATHS = ("eager", "function", "session", "session-feedless")
 
 
 def conv_inputs(w: Workload, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,27 +53,95 @@ def _tf_padding(w: Workload) -> Any:
     return [[0, 0], [pt, pb], [pl, pr], [0, 0]]
 
 
+def _session(tf: Any, graph: Any, threads: int) -> Any:
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+    )
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
 def tf_conv_callables(
-    tf: Any, w: Workload, data: np.ndarray, weight: np.ndarray
+    tf: Any, w: Workload, data: np.ndarray, weight: np.ndarray, paths: tuple[str, ...] = TF_PYTHON_PATHS,
+    threads: int = 1,
 ) -> dict[str, Callable[[], Any]]:
-    """Zero-argument callables per TF path, inputs already resident as TF tensors."""
-    x = tf.constant(data)
-    k = tf.constant(weight)
+    """Zero-argument callables, one per TF Python path, each running the conv on `data`/`weight`.
+
+    eager: tf.nn.conv2d on resident tensors. function: the same inside a traced tf.function.
+    session: tf.compat.v1 Session.run with the input fed through feed_dict and the output fetched,
+    the runner the research log suspected. session-feedless: the same graph with input and
+    weights held in variables, so nothing is fed (variables, not constants, so that grappler
+    cannot fold the conv away).
+    """
     strides = [1, *w.spec.strides, 1]
     dilations = [1, *w.spec.dilation, 1]
     padding = _tf_padding(w)
 
-    def eager() -> Any:
-        return tf.nn.conv2d(x, k, strides=strides, padding=padding, dilations=dilations)
-
-    @tf.function(jit_compile=False)
-    def graph(a: Any, b: Any) -> Any:
+    def conv(a: Any, b: Any) -> Any:
         return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)
 
-    graph(x, k)  # trace once, outside the timing
+    out: dict[str, Callable[[], Any]] = {}
+    if "eager" in paths or "function" in paths:
+        x, k = tf.constant(data), tf.constant(weight)
+        out["eager"] = lambda: conv(x, k)
+        graph_fn = tf.function(conv, jit_compile=False)
+        graph_fn(x, k)  # trace once, outside the timing
+        out["function"] = lambda: graph_fn(x, k)
+    if "session" in paths:
+        g = tf.Graph()
+        with g.as_default():
+            ph = tf.compat.v1.placeholder(tf.float32, shape=data.shape, name="data")
+            y = conv(ph, tf.constant(weight))
+        sess = _session(tf, g, threads)
+        feed = {ph: data}
+        out["session"] = lambda: sess.run(y, feed_dict=feed)
+    if "session-feedless" in paths:
+        g = tf.Graph()
+        with g.as_default():
+            xv = tf.compat.v1.Variable(data, name="data")
+            kv = tf.compat.v1.Variable(weight, name="weight")
+            y2 = conv(xv, kv)
+            init = tf.compat.v1.global_variables_initializer()
+        sess2 = _session(tf, g, threads)
+        sess2.run(init)
+        out["session-feedless"] = lambda: sess2.run(y2)
+    return {p: out[p] for p in paths}
 
-    return {"eager": eager, "function": lambda: graph(x, k)}
+
+def tf_library_path() -> str:
+    """libtensorflow_cc.so.2 of the installed tensorflow wheel, found without importing TF."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("TensorFlow is not installed: the TF native paths need its C API "
+                           "(pip install tensorflow-cpu)")
+    for loc in spec.submodule_search_locations:
+        lib = Path(loc) / "libtensorflow_cc.so.2"
+        if lib.exists():
+            return str(lib)
+    raise RuntimeError("the installed tensorflow has no libtensorflow_cc.so.2: cannot reach "
+                       "TF's C API")
+
+
+def tf_native_conv(kind: str, w: Workload, data: np.ndarray, weight: np.ndarray,
+                   threads: int, lib: str | None = None) -> Any:
+    """TF's Conv2D through the C API from the C++ harness: kind 'eager' (TFE_Execute) or
+    'graph' (a one-op graph, input fed, run with TF_SessionRun)."""
+    from . import _core
+
+    (pt, pb), (pl, pr) = w.spec.pads
+    n, h, wd, c = w.input_shape
+    kh, kw, _, o = w.weight_shape
+    shape = {
+        "N": n, "H": h, "W": wd, "C": c, "KH": kh, "KW": kw, "O": o,
+        "stride_h": w.spec.strides[0], "stride_w": w.spec.strides[1],
+        "dil_h": w.spec.dilation[0], "dil_w": w.spec.dilation[1],
+        "padding": w.spec.padding if isinstance(w.spec.padding, str) else "EXPLICIT",
+        "pad_top": pt, "pad_bottom": pb, "pad_left": pl, "pad_right": pr,
+    }
+    return _core.TfNativeConv(lib or tf_library_path(), kind, shape, data, weight, threads)
 
 
 def tf_reference(tf: Any, w: Workload, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return np.asarray(tf_conv_callables(tf, w, data, weight)["eager"]())
+    return np.asarray(tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]())

@@ -142,18 +142,94 @@ def _measure_tvm(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_tf(task: dict[str, Any]) -> dict[str, Any]:
-    from .harness import time_callable
-    from .tfconv import configure_tf, conv_inputs, tf_conv_callables
-
     w = _workload(task)
     cpus = task["cpus"]
     _restrict_process(sorted(set(cpus)))
+    path = task["path"]
+    if path in ("native", "native-graph"):
+        return _measure_tf_native(task, w)
+    if path == "kernel":
+        return _measure_tf_kernel(task, w)
+    from .harness import time_callable
+    from .tfconv import configure_tf, conv_inputs, tf_conv_callables
+
     tf = configure_tf(task["threads"])
     pin = _pin_timing_thread(cpus)
     data, weight = conv_inputs(w, task["seed"])
-    fn = tf_conv_callables(tf, w, data, weight)[task["path"]]
+    fn = tf_conv_callables(tf, w, data, weight, (path,), task["threads"])[path]
     timing = time_callable(fn, _config(task))
     return _record(task, w, timing, pin)
+
+
+def _measure_tf_native(task: dict[str, Any], w: Workload) -> dict[str, Any]:
+    """TF's C API from the C++ loop. Python's tensorflow module is never imported here: TF's
+    intra-op pool is sized by the first context in the process, and that must be ours."""
+    from .harness import Timing
+    from .tfconv import conv_inputs, tf_native_conv
+
+    pin = _pin_timing_thread(task["cpus"])
+    data, weight = conv_inputs(w, task["seed"])
+    kind = "eager" if task["path"] == "native" else "graph"
+    conv = tf_native_conv(kind, w, data, weight, task["threads"])
+    config = _config(task)
+    timing = Timing.from_native(conv.time(**config.kwargs()))
+    return _record(task, w, timing, pin)
+
+
+def _measure_tf_kernel(task: dict[str, Any], w: Workload) -> dict[str, Any]:
+    """The oneDNN primitive's own execution time inside TF, from oneDNN's execution profile."""
+    import ctypes
+    import tempfile
+    import time
+
+    from .harness import Timing
+    from .onednn import MARK, parse_verbose, per_call_times
+
+    os.environ["ONEDNN_VERBOSE"] = "profile_exec"  # read by oneDNN when TF loads it
+    from .tfconv import configure_tf, conv_inputs, tf_conv_callables
+
+    config = _config(task)
+    tf = configure_tf(task["threads"])
+    pin = _pin_timing_thread(task["cpus"])
+    data, weight = conv_inputs(w, task["seed"])
+    fn = tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]
+    libc = ctypes.CDLL(None)
+    mark = (MARK + "\n").encode()
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        # oneDNN prints on C stdio's stdout: point fd 1 at a file while the calls run.
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved = os.dup(1)
+        os.dup2(capture.fileno(), 1)
+        try:
+            t0 = time.perf_counter()
+            calls = 0
+            while calls < 2 or time.perf_counter() - t0 < config.warmup_s:
+                fn()
+                calls += 1
+            per_call = (time.perf_counter() - t0) / calls
+            budget = config.samples * config.min_sample_s
+            n_calls = int(min(max(budget / per_call, config.samples), 50 * config.samples, 5000))
+            for _ in range(n_calls):
+                libc.printf(b"%s", mark)
+                fn()
+            libc.fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read()
+    times, primitives = per_call_times(parse_verbose(text, skip_foreign=True), w)
+    if len(times) != n_calls:
+        raise RuntimeError(f"oneDNN reported {len(times)} calls for the {n_calls} made: is "
+                           "ONEDNN_VERBOSE honoured by this TensorFlow?")
+    per_sample = len(times) // config.samples
+    means = [sum(times[i * per_sample:(i + 1) * per_sample]) / per_sample
+             for i in range(config.samples)]
+    timing = Timing(per_sample, means, [], [], -1, -1)
+    extra = {**pin, "primitives": primitives,
+             "primitives_summed": len(primitives) > 1, "calls_profiled": len(times)}
+    return _record(task, w, timing, extra)
 
 
 def _check(task: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@
 #include "peak.h"
 #include "runner.h"
 #include "statistics.h"
+#include "tf_op.h"
 #include "tvm_kernel.h"
 
 namespace py = pybind11;
@@ -99,6 +100,19 @@ RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int
   return c;
 }
 
+TfConvShape ToTfShape(const py::dict& d) {
+  TfConvShape s;
+  auto get = [&](const char* k) { return d[k].cast<int>(); };
+  s.N = get("N"); s.H = get("H"); s.W = get("W"); s.C = get("C");
+  s.KH = get("KH"); s.KW = get("KW"); s.O = get("O");
+  s.stride_h = get("stride_h"); s.stride_w = get("stride_w");
+  s.dil_h = get("dil_h"); s.dil_w = get("dil_w");
+  s.padding = d["padding"].cast<std::string>();
+  s.pad_top = get("pad_top"); s.pad_bottom = get("pad_bottom");
+  s.pad_left = get("pad_left"); s.pad_right = get("pad_right");
+  return s;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -155,6 +169,43 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("run_n"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
       py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+
+  // TensorFlow's Conv2D through the C API (no Python per call). `kind` is "eager" or "graph".
+  py::class_<TfNativeConv, std::shared_ptr<TfNativeConv>>(m, "TfNativeConv")
+      .def(py::init([](const std::string& lib, const std::string& kind, const py::dict& shape,
+                       const py::array_t<float, py::array::c_style | py::array::forcecast>& input,
+                       const py::array_t<float, py::array::c_style | py::array::forcecast>& filter,
+                       int threads) {
+             return std::make_shared<TfNativeConv>(lib, kind, ToTfShape(shape), input.data(),
+                                                   filter.data(), threads);
+           }),
+           py::arg("lib"), py::arg("kind"), py::arg("shape"), py::arg("input"), py::arg("filter"),
+           py::arg("threads"))
+      .def("run",
+           [](TfNativeConv& c, py::array_t<float, py::array::c_style>& out) {
+             if (static_cast<std::size_t>(out.size()) != c.OutputElems()) {
+               throw py::value_error("output array has " + std::to_string(out.size()) +
+                                     " elements, the conv produces " +
+                                     std::to_string(c.OutputElems()));
+             }
+             float* data = out.mutable_data();
+             py::gil_scoped_release release;
+             c.RunAndCopy(data);
+           })
+      .def(
+          "time",
+          [](TfNativeConv& c, double warmup_s, double min_sample_s, int samples,
+             std::int64_t max_iters) {
+            RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+            Measurement m;
+            {
+              py::gil_scoped_release release;
+              m = TimeLoop([&] { c.Run(); }, cfg);
+            }
+            return ToDict(m);
+          },
+          py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
+          py::arg("max_iters") = std::int64_t{1} << 30);
 
   py::class_<TvmKernel, std::shared_ptr<TvmKernel>>(m, "TvmKernel")
       .def(py::init([](const std::string& path, const std::vector<py::tuple>& specs,

@@ -1,0 +1,109 @@
+// A TensorFlow Conv2D run through TF's C API, with no Python in the loop: eagerly (TFE_Execute)
+// and as a prebuilt one-op graph (TF_SessionRun). TensorFlow is not needed to build convbench:
+// libtensorflow_cc.so.2 from the installed tensorflow wheel is dlopen'ed at run time and every
+// C API function is looked up by name, so a missing TF is an error message, not a link failure.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace convbench {
+
+struct TfApi;  // the loaded library and its function table (tf_op.cc)
+
+// Throws std::runtime_error naming the path and the missing symbols. Never unloaded.
+std::shared_ptr<const TfApi> LoadTf(const std::string& lib_path);
+
+// A serialized tensorflow.ConfigProto: intra_op_parallelism_threads (field 2) and
+// inter_op_parallelism_threads (field 5); optionally graph_options that turn constant folding off.
+std::string MakeConfigProto(int intra, int inter, bool disable_constant_folding = false);
+
+// Input NHWC, filter HWIO (KH, KW, C, O), output NHWC.
+struct TfConvShape {
+  int N = 1, H = 1, W = 1, C = 1;
+  int KH = 1, KW = 1, O = 1;
+  int stride_h = 1, stride_w = 1;
+  int dil_h = 1, dil_w = 1;
+  std::string padding = "SAME";  // "SAME", "VALID" or "EXPLICIT"
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;  // EXPLICIT only
+
+  int OH() const;
+  int OW() const;
+  std::size_t OutputElems() const { return std::size_t(N) * OH() * OW() * O; }
+};
+
+// TF's intra-op pool is process-wide and sized by the first context or session the process
+// creates: run these in a process where nothing else has touched TF yet.
+class TfEagerConv {
+ public:
+  // Copies input and filter into TF tensors; intra-op = threads, inter-op = 1.
+  TfEagerConv(std::shared_ptr<const TfApi> api, const TfConvShape& spec, const float* input,
+              const float* filter, int threads);
+  ~TfEagerConv();
+  TfEagerConv(const TfEagerConv&) = delete;
+  TfEagerConv& operator=(const TfEagerConv&) = delete;
+
+  void Run();                   // one TFE_Execute; the output handle is released
+  void RunAndCopy(float* out);  // one TFE_Execute, output copied to `out` (OutputElems floats)
+
+ private:
+  void* Execute();  // TFE_TensorHandle*, owned by the caller
+  void Cleanup();
+  void SetupOp(void* op);
+  std::shared_ptr<const TfApi> api_;
+  TfConvShape spec_;
+  void* status_ = nullptr;  // TF_Status*
+  void* ctx_ = nullptr;     // TFE_Context*
+  void* in_h_ = nullptr;    // TFE_TensorHandle*
+  void* filt_h_ = nullptr;  // TFE_TensorHandle*
+  void* op_ = nullptr;      // TFE_Op*
+};
+
+class TfGraphConv {
+ public:
+  // feed_inputs: Placeholder inputs fed on every Run() (what Session.run with a feed_dict does);
+  // otherwise Const inputs, with constant folding disabled so that TF cannot replace the conv by
+  // its precomputed result when the session is set up.
+  TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& spec, const float* input,
+              const float* filter, int threads, bool feed_inputs, int inter_op_threads = 1);
+  ~TfGraphConv();
+  TfGraphConv(const TfGraphConv&) = delete;
+  TfGraphConv& operator=(const TfGraphConv&) = delete;
+
+  void Run();
+  void RunAndCopy(float* out);
+
+ private:
+  void* Execute();  // TF_Tensor*, owned by the caller
+  void Cleanup();
+  std::shared_ptr<const TfApi> api_;
+  TfConvShape spec_;
+  bool feed_;
+  void* status_ = nullptr;   // TF_Status*
+  void* graph_ = nullptr;    // TF_Graph*
+  void* session_ = nullptr;  // TF_Session*
+  void* in_t_ = nullptr;     // TF_Tensor* (fed)
+  void* filt_t_ = nullptr;   // TF_Tensor* (fed)
+  void* in_op_ = nullptr;    // TF_Operation*
+  void* filt_op_ = nullptr;  // TF_Operation*
+  void* conv_op_ = nullptr;  // TF_Operation*
+};
+
+// Either of the two, behind one interface for the harness.
+class TfNativeConv {
+ public:
+  // kind: "eager" (TfEagerConv) or "graph" (TfGraphConv with fed inputs).
+  TfNativeConv(const std::string& lib_path, const std::string& kind, const TfConvShape& spec,
+               const float* input, const float* filter, int threads);
+  void Run();
+  void RunAndCopy(float* out);
+  std::size_t OutputElems() const { return spec_.OutputElems(); }
+
+ private:
+  TfConvShape spec_;
+  std::unique_ptr<TfEagerConv> eager_;
+  std::unique_ptr<TfGraphConv> graph_;
+};
+
+}  // namespace convbench

@@ -1,0 +1,73 @@
+"""The oneDNN execution-profile parser, on lines captured from this project's TF (2.21)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from convbench.onednn import MARK, parse_conv_descriptor, parse_verbose, per_call_times
+from convbench.spec import Workload, parse_spec
+
+SAMPLE = Path(__file__).parent / "data" / "onednn_verbose_tf2.21.txt"
+
+
+def _workload(text: str) -> Workload:
+    return Workload(parse_spec(f"convs: [{{name: w, {text}, count: 1}}]")[0], 1)
+
+
+def test_parses_real_lines() -> None:
+    records = parse_verbose(SAMPLE.read_text())
+    execs = [r for r in records if r["kind"] == "exec"]
+    assert len(execs) == 25
+    assert all(r["primitive"] == "convolution" and r["time_ms"] > 0 for r in execs)
+    assert {r["impl"] for r in execs} >= {"brg_conv_fwd:avx512_core"}
+    assert any(r["kind"] == "create:cache_miss" for r in records)
+
+
+def test_joins_lines_to_workloads_by_descriptor() -> None:
+    records = parse_verbose(SAMPLE.read_text())
+    same64 = _workload("input: [1, 108, 21, 64], kernel: [3, 3], out_channels: 64")
+    logits = _workload("input: [1, 54, 6, 256], kernel: [1, 6], out_channels: 1318, padding: VALID")
+    mine = [r for r in records if r["kind"] == "exec" and r["descriptor"].startswith("mb1_ic64oc64")]
+    times, primitives = per_call_times(mine, same64)
+    assert len(times) == len(mine) and primitives == ["convolution"]
+    assert times[0] == pytest.approx(mine[0]["time_ms"] / 1e3)
+    with pytest.raises(ValueError, match="no oneDNN convolution matches mb1ic256ih54iw6oc1318"):
+        per_call_times(mine, logits)
+
+
+def test_marks_split_calls_and_sum_their_primitives() -> None:
+    lines = SAMPLE.read_text().splitlines()
+    conv = next(l for l in lines if ",exec," in l and "mb1_ic64oc64" in l)
+    reorder = ("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32::blocked:abcd::f0"
+               " dst:f32::blocked:acdb::f0,,,1x64x108x21,0.25")
+    text = "\n".join([conv, MARK, reorder, conv, MARK, conv, "TF log line on stdout"])
+    w = _workload("input: [1, 108, 21, 64], kernel: [3, 3], out_channels: 64")
+    times, _ = per_call_times(parse_verbose(text, skip_foreign=True), w)
+    t = float(conv.rsplit(",", 1)[1]) / 1e3
+    assert times == pytest.approx([t + 0.25e-3, t])  # warm-up before the first mark is dropped
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hello world", "not a oneDNN verbose line"),
+        ("onednn_verbose,v1,primitive,exec,cpu,convolution,x,y", "expected 9 fields"),
+        ("onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,mb1_ic1oc1_iw1ow1kw1sw1dw0pw0,fast",
+         "is not a number"),
+        ("onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,garbage,1.0", "malformed convolution"),
+        ("onednn_verbose,v1,primitive,teleport,cpu", "unknown line kind"),
+    ],
+)
+def test_garbage_is_rejected_with_the_line(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        parse_verbose(text)
+    assert "line 1" in str(info.value)
+
+
+def test_descriptor_fields() -> None:
+    d = parse_conv_descriptor("mb1_ic256oc1318_ih54oh54kh1sh1dh0ph0_iw6ow1kw6sw1dw0pw0")
+    assert (d["mb"], d["ic"], d["oc"], d["kw"], d["ow"]) == (1, 256, 1318, 6, 1)
+    with pytest.raises(ValueError):
+        parse_conv_descriptor("mb1ic64")
