@@ -62,12 +62,22 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
         assert r["samples"] == 3 and r["min_s"] <= r["median_s"] and r["gflops"] > 0
         assert r["pinned"] is True
         assert 0 < r["pct_peak"]
-        if r["path"] != "evaluator":  # TVM's evaluator reads no CPU clock
+        if r["path"] in ("evaluator", "kernel"):  # times reported by TVM / oneDNN: no CPU clock
+            assert r["cpu_s"] is None
+        else:
             assert r["cpu_s"] > 0 and r["parallelism"] > 0
+        if r["path"] == "kernel":
+            assert "convolution" in r["primitives"] and r["calls_profiled"] >= 3
     floor = doc["harness_overhead"]["paths"]
     assert set(floor) == {"native", "cython", "python", "evaluator"}
     assert all(v["per_call_s"] > 0 for v in floor.values())
     assert doc["peak"]["1"]["gflops"] > 0
+    ladders = {(e["workload"], e["threads"], e["backend"]): e for e in doc["overheads"]}
+    assert len(ladders) == 2 * 2 * 2
+    tf1 = ladders[("tiny_same", 1, "tf")]
+    assert tf1["kernel"]["us"] > 0 and set(tf1["python_overhead"]) == {
+        "eager", "function", "session", "session-feedless"}
+    assert set(ladders[("tiny_same", 1, "tvm")]["python_overhead"]) == {"cython", "python", "evaluator"}
     assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {("tiny_same", 1), ("tiny_logits", 1)}
     assert all(c["ok"] and c["max_rel_err"] <= 1e-5 for c in doc["checks"])
 
