@@ -163,6 +163,13 @@ def test_argument_checks_raise_python_errors(kernel_cache) -> None:
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         k.call(x, wt, ro)
+    unaligned = np.empty(x.size + 1, np.float32)[1:].reshape(x.shape)
+    unaligned[...] = x
+    with pytest.raises(ValueError, match="64-byte aligned"):
+        k.call(unaligned, wt, out)
+    with pytest.raises(ValueError, match="64-byte aligned"):
+        k.time(unaligned, wt, out)
+    np.testing.assert_array_equal(k(unaligned, wt), k(x, wt))  # the convenience call copies
     with pytest.raises(ValueError, match="takes 3 arrays, got 2"):
         k.call(x, wt)
     with pytest.raises(TypeError, match="not a numpy array"):

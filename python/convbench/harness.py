@@ -26,6 +26,7 @@ __all__ = [
     "EmptyKernel",
     "RunConfig",
     "Timing",
+    "aligned_copy",
     "aligned_empty",
     "ensure_tvm_runtime",
     "pin_threads",
@@ -135,6 +136,15 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any = np.float32, align: int = 
     return buf[offset : offset + nbytes].view(dt).reshape(shape)
 
 
+def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """`a` itself when it is C-contiguous float32 on an `align`-byte boundary, else such a copy."""
+    if a.dtype == np.float32 and a.flags.c_contiguous and a.ctypes.data % align == 0:
+        return a
+    out = aligned_empty(a.shape, np.float32, align)
+    out[...] = a
+    return out
+
+
 def pin_threads(cpus: tuple[int, ...] | list[int]) -> None:
     """Size TVM's pool to len(cpus), bind worker i to cpus[i], and pin the calling thread to cpus[0].
 
@@ -183,8 +193,9 @@ class ConvKernel(_Kernel):
         return aligned_empty(self.workload.output_shape)
 
     def __call__(self, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Convenience call: inputs copied to aligned float32 if needed, output allocated."""
         out = self.new_output()
-        self.call(data, weight, out)
+        self.call(aligned_copy(data), aligned_copy(weight), out)
         return out
 
 

@@ -144,7 +144,7 @@ class KernelCache:
             "dtype": "float32",
         }
         schedule = schedules.describe(w)
-        return self._get(w.key, desc, schedule, lambda: schedules.schedule_conv(conv_module(w), w))
+        return self._get(w.key, desc, schedule, lambda: schedules.scheduled_conv(w))
 
     def empty(self) -> BuiltKernel:
         return self._get("empty", {"empty": True}, "none", empty_module)

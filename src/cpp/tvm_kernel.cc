@@ -123,6 +123,11 @@ void TvmKernel::Check(const std::vector<ArrayView>& args) const {
       expected *= a.shape[d];
     }
     if (a.data == nullptr && expected > 0) throw std::invalid_argument(who + ": null data");
+    if (reinterpret_cast<std::uintptr_t>(a.data) % kTvmAlignment != 0) {
+      throw std::invalid_argument(who + ": data is not " + std::to_string(kTvmAlignment) +
+                                  "-byte aligned (convbench.harness.aligned_copy makes an "
+                                  "aligned copy)");
+    }
     if (s.output && !a.writeable) {
       throw std::invalid_argument(who + ": the output array is read-only");
     }

@@ -46,6 +46,10 @@ struct ArgSpec {
 std::string ShapeToString(const std::vector<std::int64_t>& shape);
 std::string DTypeToString(DLDataType dtype);
 
+// TVM's generated code assumes every buffer starts on this boundary (its kAllocAlignment) and
+// uses aligned vector loads: a misaligned array would crash it, so Check refuses one.
+constexpr std::size_t kTvmAlignment = 64;
+
 class TvmKernel {
  public:
   // Throws std::runtime_error naming the path when the file is missing, is not a TVM module, or

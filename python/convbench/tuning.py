@@ -1,0 +1,160 @@
+"""MetaSchedule tuning: `convbench tune`, and the databases a build reads.
+
+Layout of a database root:
+
+    <root>/<target key>/<workload key>/database_workload.json
+                                       database_tuning_record.json
+                                       summary.json        (written when that workload finished)
+
+One directory per target and workload: an interrupted tune loses at most the workload in
+progress (the records it already measured stay usable), and a rerun skips finished workloads.
+The target key holds the LLVM CPU and core count, so a database tuned on one CPU is never used for
+another. Roots are searched in order: the user's (``--db`` / ``$CONVBENCH_TUNING_DIR`` /
+``~/.cache/convbench/tuning``), then the one shipped in the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .spec import Workload
+
+__all__ = ["SHIPPED_DB", "TunedSchedule", "TuningDatabase", "default_db_dir", "tune_workload"]
+
+SHIPPED_DB = Path(__file__).parent / "tuning_db"
+
+
+def default_db_dir() -> Path:
+    env = os.environ.get("CONVBENCH_TUNING_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "convbench" / "tuning"
+
+
+def target_key(target: Any) -> str:
+    attrs = target.attrs
+    mcpu = str(attrs.get("mcpu", "generic"))
+    cores = int(attrs.get("num-cores", 0))
+    digest = hashlib.sha256(str(target).encode()).hexdigest()[:8]
+    return f"{mcpu}-c{cores}-{digest}"
+
+
+def workload_key(w: Workload) -> str:
+    d = w.describe()
+    ident = {k: d[k] for k in ("input_shape", "weight_shape", "pads", "strides", "dilation")}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{w.key}-{digest}"
+
+
+@dataclass(frozen=True)
+class TunedSchedule:
+    mod: Any  # the scheduled IRModule
+    trace_digest: str  # identifies the record: part of the kernel cache key
+    source: Path  # the database directory it came from
+    summary: dict[str, Any]  # summary.json, or {} for a tune that was interrupted
+
+
+class TuningDatabase:
+    def __init__(self, roots: list[Path] | None = None) -> None:
+        self.roots = roots if roots is not None else [default_db_dir(), SHIPPED_DB]
+
+    def directory(self, root: Path, w: Workload, target: Any) -> Path:
+        return root / target_key(target) / workload_key(w)
+
+    def lookup(self, w: Workload, target: Any, mod: Any) -> TunedSchedule | None:
+        """The best tuned schedule of `mod` for exactly this target, from the first root that
+        has one; None when no root does (or the tuned one lost to the default schedule)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        for root in self.roots:
+            d = self.directory(root, w, target)
+            wl, rec = d / "database_workload.json", d / "database_tuning_record.json"
+            if not (wl.exists() and rec.exists()):
+                continue
+            summary = _read_json(d / "summary.json")
+            if summary.get("use") == "default":
+                return None
+            db = ms.database.JSONDatabase(path_workload=str(wl), path_tuning_record=str(rec))
+            sch = ms.tir_integration.compile_tir(db, mod, target)
+            if sch is None:
+                continue
+            digest = hashlib.sha256(str(sch.trace).encode()).hexdigest()[:16]
+            return TunedSchedule(sch.mod, digest, d, summary)
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def tune_workload(
+    w: Workload,
+    threads: int,
+    trials: int,
+    root: Path,
+    default_run_s: Callable[[], float] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Tunes one workload for `threads` threads into `root`; returns its summary.
+
+    Skips a workload whose summary says it finished with at least `trials` trials. The tuning
+    runner times candidates with a pool of `threads` workers (TVM_NUM_THREADS), so the best
+    record is best at the thread count it will run with.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    from .kernels import conv_module
+    from .machine import host_target
+
+    target = host_target(threads)
+    d = TuningDatabase([root]).directory(root, w, target)
+    summary = _read_json(d / "summary.json")
+    if summary.get("trials", 0) >= trials:
+        log(f"{w.key} t{threads}: already tuned ({summary['trials']} trials), skipped")
+        return {**summary, "skipped": True}
+    d.mkdir(parents=True, exist_ok=True)
+    mod = conv_module(w)
+    db = ms.database.JSONDatabase(
+        path_workload=str(d / "database_workload.json"),
+        path_tuning_record=str(d / "database_tuning_record.json"),
+    )
+    saved = os.environ.get("TVM_NUM_THREADS")
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # inherited by the runner's worker processes
+    t0 = time.perf_counter()
+    try:
+        ms.tune_tir(
+            mod, target, str(d / "logs"), max_trials_global=trials,
+            num_trials_per_iter=min(64, trials), database=db,
+            num_tuning_cores=len(os.sched_getaffinity(0)), seed=0,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("TVM_NUM_THREADS", None)
+        else:
+            os.environ["TVM_NUM_THREADS"] = saved
+    elapsed = time.perf_counter() - t0
+    best = [r for r in db.get_all_tuning_records() if r.run_secs]
+    best_s = min((float(sum(x.value for x in r.run_secs) / len(r.run_secs)) for r in best),
+                 default=None)
+    default_s = default_run_s() if default_run_s is not None else None
+    use = "tuned" if best_s is not None and (default_s is None or best_s < default_s) else "default"
+    summary = {
+        "workload": w.key, "threads": threads, "target": str(target), "trials": trials,
+        "records": len(best), "tune_s": elapsed, "best_run_s": best_s,
+        "default_run_s": default_s, "use": use,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (d / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
