@@ -137,10 +137,9 @@ def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_p
 
     def build_then_break(cache):  # sabotage one kernel after a good build
         empty = original_build(cache)
-        key = runner.workloads[0].key
         broken = tmp_path / "broken.so"
         broken.write_text("not a shared library")
-        runner.kernels[key] = BuiltKernel("x", broken, "k", "s", False, 0.0)
+        runner.kernels[(runner.workloads[0].key, 1)] = BuiltKernel("x", broken, "k", "s", False, 0.0)
         return empty
 
     runner.build = build_then_break  # type: ignore[method-assign]
@@ -153,3 +152,28 @@ def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_p
     measured = {(r["workload"], r["backend"], r["path"]) for r in doc["records"]}
     assert ("tiny_logits", "tvm", "native") in measured
     assert ("tiny_same", "tf", "eager") in measured
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize(("backend", "path"), [("tf", "eager"), ("tf", "native"), ("tvm", "native")])
+def test_thread_pools_are_not_trapped_on_the_timing_cpu(backend: str, path: str, tiny_shapes, tmp_path):
+    """Pinning the timing thread must not pin the pools it creates: a 2-thread cell's other
+    threads may use the second CPU."""
+    from convbench.kernels import KernelCache
+    from convbench.machine import plan_cpus
+    from convbench.run import run_worker
+    from convbench.spec import Workload
+
+    w = Workload(load_spec(tiny_shapes)[0], 1)
+    plan = plan_cpus(2)
+    task = {"kind": "measure", "backend": backend, "path": path, "spec": w.spec.model_dump(mode="json"),
+            "batch": 1, "threads": 2, "cpus": list(plan.cpus), "available_cpus": plan.available,
+            "seed": 0, "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 2}}
+    if backend == "tvm":
+        task["kernel_path"] = str(KernelCache(tmp_path).conv(w).path)
+    record = run_worker(task, 300)
+    assert record["timing_thread_cpus"] == [plan.cpus[0]]
+    others = record["other_threads_cpus"]
+    assert any(plan.cpus[1] in cpus for cpus in others), others
+    # no pool thread inherited the timing thread's single CPU
+    assert [plan.cpus[0]] not in others, others

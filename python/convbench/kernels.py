@@ -111,30 +111,41 @@ class BuiltKernel:
     schedule: str
     cached: bool  # True when loaded from the cache, False when built by this call
     build_s: float  # compile time when built; the original compile time when cached
+    tuned_from: str | None = None  # the tuning database directory, for a tuned kernel
 
 
 class KernelCache:
-    def __init__(self, root: Path | str | None = None, target: Any = None) -> None:
+    """Builds kernels into `root`, or loads them from it.
+
+    `tuning`: where tuned schedules are looked up (None: never); a tuned record is used only for
+    the exact target it was tuned for, which includes the thread count.
+    """
+
+    def __init__(self, root: Path | str | None = None, target: Any = None,
+                 tuning: Any = None) -> None:
         from .machine import host_target
 
         self.root = Path(root) if root is not None else default_cache_dir()
         self.target = target if target is not None else host_target()
+        self.tuning = tuning
 
-    def _identity(self, name: str, workload: dict[str, Any], schedule: str) -> dict[str, Any]:
+    def _identity(self, name: str, workload: dict[str, Any], schedule: str,
+                  target: Any) -> dict[str, Any]:
         import tvm
         import tvm_ffi
 
         return {
             "name": name,
             "workload": workload,
-            "target": str(self.target),
+            "target": str(target),
             "tvm": tvm.__version__,
             "tvm_ffi": tvm_ffi.__version__,
             "schedule": schedule,
             "source": _source_digest(),
         }
 
-    def conv(self, w: Workload) -> BuiltKernel:
+    def conv(self, w: Workload, threads: int | None = None) -> BuiltKernel:
+        """The kernel of `w`: tuned for `threads` if the tuning database has it, else default."""
         desc = {
             "input": list(w.input_shape),
             "weight": list(w.weight_shape),
@@ -143,22 +154,32 @@ class KernelCache:
             "dilation": list(w.spec.dilation),
             "dtype": "float32",
         }
+        if threads is not None and self.tuning is not None:
+            from .machine import host_target
+
+            target = host_target(threads)
+            tuned = self.tuning.lookup(w, target, conv_module(w))
+            if tuned is not None:
+                return self._get(f"{w.key}-t{threads}", desc, f"tuned:{tuned.trace_digest}",
+                                 lambda: tuned.mod, target, str(tuned.source))
         schedule = schedules.describe(w)
-        return self._get(w.key, desc, schedule, lambda: schedules.scheduled_conv(w))
+        return self._get(w.key, desc, schedule, lambda: schedules.scheduled_conv(w), self.target)
 
     def empty(self) -> BuiltKernel:
-        return self._get("empty", {"empty": True}, "none", empty_module)
+        return self._get("empty", {"empty": True}, "none", empty_module, self.target)
 
-    def _get(self, name: str, workload: dict[str, Any], schedule: str, make: Any) -> BuiltKernel:
-        identity = self._identity(name, workload, schedule)
+    def _get(self, name: str, workload: dict[str, Any], schedule: str, make: Any, target: Any,
+             tuned_from: str | None = None) -> BuiltKernel:
+        identity = self._identity(name, workload, schedule, target)
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         entry = self.root / f"{_safe(name)}-{key}"
         found = self._load(entry, key)
         if found is not None:
-            return found
+            return BuiltKernel(found.name, found.path, key, schedule, True, found.build_s, tuned_from)
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
-        return self._build(entry, key, identity, make)
+        built = self._build(entry, key, identity, make, target)
+        return BuiltKernel(built.name, built.path, key, schedule, False, built.build_s, tuned_from)
 
     def _load(self, entry: Path, key: str) -> BuiltKernel | None:
         try:
@@ -173,15 +194,16 @@ class KernelCache:
             float(manifest.get("build_s", 0.0)),
         )
 
-    def _build(self, entry: Path, key: str, identity: dict[str, Any], make: Any) -> BuiltKernel:
+    def _build(self, entry: Path, key: str, identity: dict[str, Any], make: Any,
+               target: Any) -> BuiltKernel:
         import tvm
 
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.root))
         try:
             t0 = time.perf_counter()
-            with self.target:
-                executable = tvm.compile(make(), target=self.target)
+            with target:
+                executable = tvm.compile(make(), target=target)
             lib = tmp / LIBRARY
             executable.export_library(str(lib))
             build_s = time.perf_counter() - t0

@@ -67,6 +67,7 @@ class RunOptions:
     seed: int = 0
     cell_timeout_s: float = 600.0
     cache_dir: Path | None = None
+    tuning_dirs: list[Path] | None = None  # None: the user's tuning dir, then the shipped one
     paths: tuple[tuple[str, str], ...] = PATHS
 
 
@@ -129,7 +130,7 @@ class Runner:
         self.emit = on_event or (lambda kind, payload: None)
         self.available = allowed_cpus()
         self.workloads = [Workload(s, b) for s in specs for b in options.batches]
-        self.kernels: dict[str, BuiltKernel] = {}
+        self.kernels: dict[tuple[str, int], BuiltKernel] = {}
         self.doc: dict[str, Any] = {}
 
     # --- results document ---------------------------------------------------------------------
@@ -197,23 +198,39 @@ class Runner:
                     yield Cell(w, t, backend, path)
 
     def build(self, cache: KernelCache) -> BuiltKernel | None:
+        """Kernels for every workload and thread count (tuned where the database has one)."""
         empty = None
         try:
             empty = cache.empty()
         except Exception as e:
             self._error("build", {"workload": "empty"}, f"{type(e).__name__}: {e}")
+        untuned: dict[str, list[int]] = {}
         for w in self.workloads:
-            self.emit("build_start", {"workload": w.name, "batch": w.batch})
-            try:
-                k = cache.conv(w)
-            except Exception as e:
-                self._error("build", {"workload": w.name, "batch": w.batch}, f"{type(e).__name__}: {e}")
-                continue
-            self.kernels[w.key] = k
-            entry = {"workload": w.name, "batch": w.batch, "path": str(k.path), "key": k.key,
-                     "schedule": k.schedule, "cached": k.cached, "build_s": k.build_s}
-            self.doc["kernels"].append(entry)
-            self.emit("built", entry)
+            for t in self.options.threads:
+                self.emit("build_start", {"workload": w.name, "batch": w.batch, "threads": t})
+                try:
+                    k = cache.conv(w, t)
+                except Exception as e:
+                    self._error("build", {"workload": w.name, "batch": w.batch, "threads": t},
+                                f"{type(e).__name__}: {e}")
+                    continue
+                self.kernels[(w.key, t)] = k
+                if k.tuned_from is None:
+                    untuned.setdefault(w.key, []).append(t)
+                entry = {"workload": w.name, "batch": w.batch, "threads": t, "path": str(k.path),
+                         "key": k.key, "schedule": k.schedule, "tuned": k.tuned_from is not None,
+                         "tuned_from": k.tuned_from, "cached": k.cached, "build_s": k.build_s}
+                if not any(e["key"] == k.key for e in self.doc["kernels"]):
+                    self.emit("built", entry)
+                self.doc["kernels"].append(entry)
+        if untuned and cache.tuning is not None:
+            which = "; ".join(f"{name} (threads {','.join(map(str, ts))})"
+                              for name, ts in untuned.items())
+            self._warn(
+                f"untuned kernels use the default schedule: {which}. Tune them for this CPU "
+                f"with: convbench tune --shapes <file> --threads "
+                f"{','.join(map(str, self.options.threads))}"
+            )
         self.save()
         return empty
 
@@ -241,18 +258,28 @@ class Runner:
         self.save()
 
     def check(self, w: Workload) -> None:
-        k = self.kernels.get(w.key)
-        if k is None:
-            return
-        task = {"kind": "check", "spec": w.spec.model_dump(mode="json"), "batch": w.batch,
-                "kernel_path": str(k.path), "seed": self.options.seed, "rtol": self.options.rtol}
-        try:
-            result = run_worker(task, self.options.cell_timeout_s)
-        except WorkerError as e:
-            self._error("check", {"workload": w.name, "batch": w.batch}, str(e))
-            return
-        self.doc["checks"].append(result)
-        self.emit("check", result)
+        """Every distinct kernel of `w` (one per thread count when tuned) against TF."""
+        seen: dict[str, dict[str, Any]] = {}
+        for t in self.options.threads:
+            k = self.kernels.get((w.key, t))
+            if k is None:
+                continue
+            if k.key in seen:
+                seen[k.key]["threads"].append(t)
+                continue
+            task = {"kind": "check", "spec": w.spec.model_dump(mode="json"), "batch": w.batch,
+                    "kernel_path": str(k.path), "seed": self.options.seed,
+                    "rtol": self.options.rtol}
+            try:
+                result = run_worker(task, self.options.cell_timeout_s)
+            except WorkerError as e:
+                self._error("check", {"workload": w.name, "batch": w.batch, "threads": t}, str(e))
+                continue
+            result.update(threads=[t], schedule=k.schedule)
+            seen[k.key] = result
+            self.doc["checks"].append(result)
+        for result in seen.values():
+            self.emit("check", result)
         self.save()
 
     def measure(self, cell: Cell) -> dict[str, Any] | None:
@@ -272,13 +299,15 @@ class Runner:
             "config": asdict(self.options.config),
         }
         if cell.backend == "tvm":
-            k = self.kernels.get(w.key)
+            k = self.kernels.get((w.key, cell.threads))
             if k is None:
                 self._error("measure", where, "no kernel: its build failed (see the build error)")
                 return None
             task["kernel_path"] = str(k.path)
         try:
             record = run_worker(task, self.options.cell_timeout_s)
+            if cell.backend == "tvm":
+                record.update(schedule=k.schedule, tuned=k.tuned_from is not None)
         except WorkerError as e:
             self._error("measure", where, str(e))
             return None
@@ -304,7 +333,9 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        cache = KernelCache(self.options.cache_dir)
+        from .tuning import TuningDatabase
+
+        cache = KernelCache(self.options.cache_dir, tuning=TuningDatabase(self.options.tuning_dirs))
         self._start_doc(str(cache.target))
         self.save()
         self.emit("start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)})

@@ -32,11 +32,23 @@ def _restrict_process(cpus: list[int]) -> None:
 
 
 def _pin_timing_thread(cpus: list[int]) -> dict[str, Any]:
+    """Pins the calling thread to cpus[0]. Threads it creates afterwards inherit that single CPU,
+    so every thread pool must exist before this is called."""
     from . import _core
 
     _core.pin_current_thread([cpus[0]])
     applied = _core.current_thread_affinity()
     return {"timing_thread_cpus": applied, "pinned": applied == [cpus[0]]}
+
+
+def _other_threads_cpus() -> list[list[int]]:
+    """What the process's other threads (TF's or TVM's pools) may run on, read after timing: a
+    pool trapped on the timing thread's CPU shows here as [cpu0], and as a parallelism of 1."""
+    from . import _core
+
+    me = _core.current_thread_id()
+    others = {tuple(c) for tid, c in _core.process_thread_affinities().items() if tid != me}
+    return sorted(list(c) for c in others)
 
 
 def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +77,7 @@ def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any
         "cpus": task["cpus"],
         "cpu_migrated": timing.cpu_before != timing.cpu_after,
         "wall_samples_s": timing.wall_s,
+        "other_threads_cpus": _other_threads_cpus(),
         **extra,
     }
 
@@ -154,9 +167,10 @@ def _measure_tf(task: dict[str, Any]) -> dict[str, Any]:
     from .tfconv import configure_tf, conv_inputs, tf_conv_callables
 
     tf = configure_tf(task["threads"])
-    pin = _pin_timing_thread(cpus)
     data, weight = conv_inputs(w, task["seed"])
     fn = tf_conv_callables(tf, w, data, weight, (path,), task["threads"])[path]
+    fn()  # TF creates its pools now, from this still unpinned thread (threads inherit its mask)
+    pin = _pin_timing_thread(cpus)
     timing = time_callable(fn, _config(task))
     return _record(task, w, timing, pin)
 
@@ -164,13 +178,14 @@ def _measure_tf(task: dict[str, Any]) -> dict[str, Any]:
 def _measure_tf_native(task: dict[str, Any], w: Workload) -> dict[str, Any]:
     """TF's C API from the C++ loop. Python's tensorflow module is never imported here: TF's
     intra-op pool is sized by the first context in the process, and that must be ours."""
-    from .harness import Timing
+    from .harness import Timing, aligned_empty
     from .tfconv import conv_inputs, tf_native_conv
 
-    pin = _pin_timing_thread(task["cpus"])
     data, weight = conv_inputs(w, task["seed"])
     kind = "eager" if task["path"] == "native" else "graph"
     conv = tf_native_conv(kind, w, data, weight, task["threads"])
+    conv.run(aligned_empty(w.output_shape))  # pools created before the pinning, as above
+    pin = _pin_timing_thread(task["cpus"])
     config = _config(task)
     timing = Timing.from_native(conv.time(**config.kwargs()))
     return _record(task, w, timing, pin)
@@ -190,9 +205,10 @@ def _measure_tf_kernel(task: dict[str, Any], w: Workload) -> dict[str, Any]:
 
     config = _config(task)
     tf = configure_tf(task["threads"])
-    pin = _pin_timing_thread(task["cpus"])
     data, weight = conv_inputs(w, task["seed"])
     fn = tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]
+    fn()  # pools created before the pinning, as above
+    pin = _pin_timing_thread(task["cpus"])
     libc = ctypes.CDLL(None)
     mark = (MARK + "\n").encode()
     with tempfile.TemporaryFile(mode="w+") as capture:
