@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convbench",
         description="Build TVM kernels for the convolutions in a shapes file, check them against "
-        "TensorFlow, and time both natively and from Python, each cell in its own pinned process.",
+        "TensorFlow, and time both natively and from Python, each cell in its own pinned process. "
+        "`convbench tune --help` tunes kernels for this CPU.",
     )
     p.add_argument("--version", action="version", version=f"convbench {__version__}")
     p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
@@ -210,7 +211,57 @@ def overhead_table(doc: dict[str, Any]) -> Table:
     return t
 
 
+def build_tune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="convbench tune",
+        description="Tune every conv of a shapes file with TVM's MetaSchedule, per thread count, "
+        "into a database that later runs read. Interrupt at any time: finished workloads are "
+        "kept, and running the same command again resumes.",
+    )
+    p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
+    p.add_argument("--threads", type=_int_list, default=[1], help="thread counts, e.g. 1,2")
+    p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes (1)")
+    p.add_argument("--trials", type=_positive_int, default=64, help="trials per workload (64)")
+    p.add_argument("--db", type=Path, default=None,
+                   help="database root (default: $CONVBENCH_TUNING_DIR or ~/.cache/convbench/tuning)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="kernel cache, as for a run")
+    return p
+
+
+def tune_main(argv: list[str]) -> int:
+    args = build_tune_parser().parse_args(argv)
+    console = Console(soft_wrap=True)
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        specs = load_spec(args.shapes)
+    except SpecError as e:
+        err.print(f"[bold red]convbench: invalid shapes file[/]\n{e}", highlight=False)
+        return 2
+    from .tuning import default_db_dir, tune_many
+
+    root = args.db or default_db_dir()
+    console.print(f"tuning database: {root}", highlight=False)
+    try:
+        summaries = tune_many(specs, args.threads, args.batch, args.trials, root,
+                              args.cache_dir, log=lambda m: console.print(m, highlight=False))
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished workloads are saved in {root}; run the same command "
+                  "again to resume")
+        return 130
+    t = Table(title=f"tuned with {args.trials} trials per workload")
+    for col in ("workload", "threads", "tune time", "best tuned", "default schedule", "used"):
+        t.add_column(col, no_wrap=True)
+    for s in summaries:
+        t.add_row(s["workload"], str(s["threads"]), f"{s['tune_s']:.0f} s",
+                  _fmt_time(s.get("best_run_s")), _fmt_time(s.get("default_run_s")), s["use"])
+    console.print(t)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "tune":
+        return tune_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     # soft_wrap: a long row or message stays on one line, whatever the terminal's width.

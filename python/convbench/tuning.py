@@ -26,7 +26,14 @@ from typing import Any
 
 from .spec import Workload
 
-__all__ = ["SHIPPED_DB", "TunedSchedule", "TuningDatabase", "default_db_dir", "tune_workload"]
+__all__ = [
+    "SHIPPED_DB",
+    "TunedSchedule",
+    "TuningDatabase",
+    "default_db_dir",
+    "tune_many",
+    "tune_workload",
+]
 
 SHIPPED_DB = Path(__file__).parent / "tuning_db"
 
@@ -69,9 +76,11 @@ class TuningDatabase:
     def directory(self, root: Path, w: Workload, target: Any) -> Path:
         return root / target_key(target) / workload_key(w)
 
-    def lookup(self, w: Workload, target: Any, mod: Any) -> TunedSchedule | None:
+    def lookup(self, w: Workload, target: Any, mod: Any,
+               honour_summary: bool = True) -> TunedSchedule | None:
         """The best tuned schedule of `mod` for exactly this target, from the first root that
-        has one; None when no root does (or the tuned one lost to the default schedule)."""
+        has one; None when no root does, or (with `honour_summary`) when the finished tune found
+        that the default schedule is faster."""
         from tvm.s_tir import meta_schedule as ms
 
         for root in self.roots:
@@ -80,7 +89,7 @@ class TuningDatabase:
             if not (wl.exists() and rec.exists()):
                 continue
             summary = _read_json(d / "summary.json")
-            if summary.get("use") == "default":
+            if honour_summary and summary.get("use") == "default":
                 return None
             db = ms.database.JSONDatabase(path_workload=str(wl), path_tuning_record=str(rec))
             sch = ms.tir_integration.compile_tir(db, mod, target)
@@ -104,15 +113,18 @@ def tune_workload(
     threads: int,
     trials: int,
     root: Path,
-    default_run_s: Callable[[], float] | None = None,
+    cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Tunes one workload for `threads` threads into `root`; returns its summary.
 
     Skips a workload whose summary says it finished with at least `trials` trials. The tuning
     runner times candidates with a pool of `threads` workers (TVM_NUM_THREADS), so the best
-    record is best at the thread count it will run with.
+    record is best at the thread count it will run with. Afterwards the best tuned kernel and
+    the default-schedule kernel are both timed by the harness, and the summary records which
+    one later runs use: a tuned kernel that loses to the default schedule is not used.
     """
+    from .kernels import KernelCache
     from tvm.s_tir import meta_schedule as ms
 
     from .kernels import conv_module
@@ -125,6 +137,7 @@ def tune_workload(
         log(f"{w.key} t{threads}: already tuned ({summary['trials']} trials), skipped")
         return {**summary, "skipped": True}
     d.mkdir(parents=True, exist_ok=True)
+    (d / "summary.json").unlink(missing_ok=True)  # stale once tuning resumes
     mod = conv_module(w)
     db = ms.database.JSONDatabase(
         path_workload=str(d / "database_workload.json"),
@@ -145,16 +158,52 @@ def tune_workload(
         else:
             os.environ["TVM_NUM_THREADS"] = saved
     elapsed = time.perf_counter() - t0
-    best = [r for r in db.get_all_tuning_records() if r.run_secs]
-    best_s = min((float(sum(x.value for x in r.run_secs) / len(r.run_secs)) for r in best),
-                 default=None)
-    default_s = default_run_s() if default_run_s is not None else None
-    use = "tuned" if best_s is not None and (default_s is None or best_s < default_s) else "default"
+    # Failed candidates are stored with a run time of 1e10 s: only real measurements count.
+    runs = [[float(x.value) for x in r.run_secs] for r in db.get_all_tuning_records() if r.run_secs]
+    best = [sum(r) / len(r) for r in runs if max(r) < 1e9]
+    tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
+    default = KernelCache(cache_dir).conv(w)
+    tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
+    default_s = measure_kernel(w, threads, default.path)
+    use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
     summary = {
         "workload": w.key, "threads": threads, "target": str(target), "trials": trials,
-        "records": len(best), "tune_s": elapsed, "best_run_s": best_s,
-        "default_run_s": default_s, "use": use,
+        "records": len(best), "tune_s": elapsed,
+        "metaschedule_best_s": min(best, default=None),  # MetaSchedule runner's own figure
+        "best_run_s": tuned_s, "default_run_s": default_s, "use": use,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (d / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def measure_kernel(w: Workload, threads: int, kernel_path: Path) -> float:
+    """Median time of a kernel at `threads`, measured exactly as a run measures it."""
+    from dataclasses import asdict
+
+    from .harness import RunConfig
+    from .machine import plan_cpus
+    from .run import run_worker
+
+    plan = plan_cpus(threads)
+    task = {"kind": "measure", "backend": "tvm", "path": "native",
+            "spec": w.spec.model_dump(mode="json"), "batch": w.batch, "threads": threads,
+            "cpus": list(plan.cpus), "available_cpus": plan.available, "seed": 0,
+            "kernel_path": str(kernel_path), "config": asdict(RunConfig())}
+    return float(run_worker(task, 600)["median_s"])
+
+
+def tune_many(specs: list[Any], threads: list[int], batches: list[int], trials: int, root: Path,
+              cache_dir: Path | None = None,
+              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Tunes every (workload, batch, threads) in turn; a KeyboardInterrupt keeps what finished."""
+    jobs = [(Workload(s, b), t) for s in specs for b in batches for t in threads]
+    summaries = []
+    for i, (w, t) in enumerate(jobs, 1):
+        log(f"[{i}/{len(jobs)}] tuning {w.key} for {t} thread(s), {trials} trials")
+        summary = tune_workload(w, t, trials, root, cache_dir, log=log)
+        if not summary.get("skipped"):
+            log(f"[{i}/{len(jobs)}] {w.key} t{t}: best tuned {summary['best_run_s']}, default "
+                f"{summary['default_run_s']} -> {summary['use']} ({summary['tune_s']:.0f} s)")
+        summaries.append(summary)
+    return summaries

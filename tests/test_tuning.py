@@ -1,0 +1,102 @@
+"""MetaSchedule tuning into a database, and builds that read it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from convbench.harness import ConvKernel
+from convbench.kernels import KernelCache, conv_module
+from convbench.machine import host_target
+from convbench.numerics import compare
+from convbench.spec import Workload, parse_spec
+from convbench.tfconv import conv_inputs, tf_reference
+from convbench.tuning import TuningDatabase, tune_many, tune_workload
+
+SPEC = "convs: [{name: tune_me, input: [1, 6, 8, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
+TRIALS = 4
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tuning")
+    cache = tmp_path_factory.mktemp("kernels")
+    w = Workload(parse_spec(SPEC)[0], 1)
+    summary = tune_workload(w, 1, TRIALS, root, cache, log=lambda m: None)
+    return w, root, cache, summary
+
+
+def test_tune_writes_a_database_and_a_summary(tuned) -> None:
+    w, root, _, summary = tuned
+    assert summary["records"] >= 1 and summary["trials"] == TRIALS
+    assert summary["default_run_s"] > 0 and summary["best_run_s"] > 0  # both timed by the harness
+    assert summary["use"] in ("tuned", "default")
+    assert (summary["use"] == "tuned") == (summary["best_run_s"] < summary["default_run_s"])
+    d = TuningDatabase([root]).directory(root, w, host_target(1))
+    assert json.loads((d / "summary.json").read_text()) == summary
+
+
+def test_tuned_record_is_found_for_its_target_only(tuned) -> None:
+    w, root, _, _ = tuned
+    db = TuningDatabase([root])
+    assert db.lookup(w, host_target(1), conv_module(w), honour_summary=False) is not None
+    assert db.lookup(w, host_target(3), conv_module(w), honour_summary=False) is None  # other cores
+    other = Workload(w.spec, 2)
+    assert db.lookup(other, host_target(1), conv_module(other), honour_summary=False) is None
+
+
+def test_build_uses_the_tuned_kernel_when_it_won(tuned, tf) -> None:
+    w, root, cache, summary = tuned
+    d = TuningDatabase([root]).directory(root, w, host_target(1))
+    (d / "summary.json").write_text(json.dumps({**summary, "use": "tuned"}))
+    try:
+        k = KernelCache(cache, tuning=TuningDatabase([root])).conv(w, threads=1)
+        assert k.schedule.startswith("tuned:") and k.tuned_from == str(d)
+        untuned = KernelCache(cache, tuning=TuningDatabase([root])).conv(w, threads=2)
+        assert untuned.tuned_from is None and not untuned.schedule.startswith("tuned:")
+        data, weight = conv_inputs(w, seed=1)
+        got = ConvKernel(k.path, w)(data, weight)
+        assert compare(got, tf_reference(tf, w, data, weight), rtol=1e-5)["ok"]
+        (d / "summary.json").write_text(json.dumps({**summary, "use": "default"}))
+        lost = KernelCache(cache, tuning=TuningDatabase([root])).conv(w, threads=1)
+        assert lost.tuned_from is None  # a tuned kernel that lost to the default is not used
+    finally:
+        (d / "summary.json").write_text(json.dumps(summary))
+
+
+def test_an_interrupted_tune_leaves_a_usable_database(tuned) -> None:
+    """Records are written as they are measured: without the final summary they still serve."""
+    w, root, _, summary = tuned
+    d = TuningDatabase([root]).directory(root, w, host_target(1))
+    saved = (d / "summary.json").read_text()
+    (d / "summary.json").unlink()
+    try:
+        found = TuningDatabase([root]).lookup(w, host_target(1), conv_module(w))
+        assert found is not None and found.summary == {}
+    finally:
+        (d / "summary.json").write_text(saved)
+
+
+def test_rerun_skips_finished_workloads_and_interrupt_keeps_them(tuned, monkeypatch) -> None:
+    w, root, cache, _ = tuned
+    import convbench.tuning as tuning
+
+    calls = []
+    real = tuning.tune_workload
+
+    def fake(wl, t, trials, r, c, log):
+        calls.append((wl.key, t))
+        if wl.key != w.key:
+            raise KeyboardInterrupt
+        return real(wl, t, trials, r, c, log)
+
+    monkeypatch.setattr(tuning, "tune_workload", fake)
+    spec = w.spec
+    bigger = spec.model_copy(update={"name": "second"})
+    with pytest.raises(KeyboardInterrupt):
+        tune_many([spec, bigger], [1], [1], TRIALS, root, cache, log=lambda m: None)
+    assert calls == [(w.key, 1), ("second@b1", 1)]
+    skipped = real(w, 1, TRIALS, root, cache, log=lambda m: None)
+    assert skipped["skipped"] is True  # finished before the interrupt: not tuned again
