@@ -177,3 +177,30 @@ def test_thread_pools_are_not_trapped_on_the_timing_cpu(backend: str, path: str,
     assert any(plan.cpus[1] in cpus for cpus in others), others
     # no pool thread inherited the timing thread's single CPU
     assert [plan.cpus[0]] not in others, others
+
+
+def test_report_reprints_a_results_file(cli_run, tmp_path: Path) -> None:
+    _, _, _, cwd, _ = cli_run
+    proc = convbench("report", str(cwd / "results.json"), cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    for title in ("every path", "kernel against kernel", "where the time goes", "cross-checks"):
+        assert title in proc.stdout
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    proc = convbench("report", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2 and "not a convbench results file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_paths_option_selects_cells(tiny_shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = convbench("--shapes", str(tiny_shapes), "--threads", "1", "--paths",
+                     "tvm/native,tf/kernel", "--json", str(out), "--cache-dir",
+                     str(tmp_path / "c"), *QUICK, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert {(r["backend"], r["path"]) for r in doc["records"]} == {("tvm", "native"), ("tf", "kernel")}
+    k = next(r for r in doc["records"] if r["path"] == "kernel")
+    assert k["verbose_median_s"] > 0
+    bad = convbench("--shapes", str(tiny_shapes), "--paths", "tvm/fast", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown path(s) tvm/fast" in bad.stderr

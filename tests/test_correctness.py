@@ -124,3 +124,19 @@ def test_missing_tf_library_is_an_error_not_a_crash(tmp_path) -> None:
     shutil.copy(_core.__file__, not_tf)  # a real shared library without TF's symbols
     with pytest.raises(RuntimeError, match="lacks TF C API symbol"):
         tf_native_conv("eager", w, data, weight, 1, lib=str(not_tf))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_default_schedules_are_correct_on_the_six_model_shapes(batch: int, kernel_cache, tf) -> None:
+    from pathlib import Path
+
+    from convbench.spec import load_spec
+
+    for spec in load_spec(Path(__file__).resolve().parents[1] / "shapes.yaml"):
+        w = Workload(spec, batch)
+        built = kernel_cache.conv(w)
+        assert not built.schedule.startswith("tuned")
+        data, weight = conv_inputs(w, seed=11)
+        result = compare(ConvKernel(built.path, w)(data, weight), tf_reference(tf, w, data, weight),
+                         rtol=1e-5)
+        assert result["ok"], (spec.name, result)

@@ -159,7 +159,7 @@ def test_argument_checks_raise_python_errors(kernel_cache) -> None:
         k.call(x, wt[:, :, :8, :].copy(), out)
     with pytest.raises(ValueError, match="C-contiguous"):
         k.call(np.asfortranarray(x), wt, out)
-    ro = out.copy()
+    ro = k.new_output()
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         k.call(x, wt, ro)

@@ -14,6 +14,8 @@ from rich.table import Table
 
 from . import __version__
 from .harness import RunConfig
+from .report import fmt_time as _fmt_time
+from .report import print_report
 from .spec import SpecError, load_spec
 
 __all__ = ["main"]
@@ -39,6 +41,18 @@ def _positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
+
+
+def _paths(text: str) -> tuple[tuple[str, str], ...]:
+    from .run import PATHS
+
+    known = {f"{b}/{p}": (b, p) for b, p in PATHS}
+    wanted = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in wanted if v not in known]
+    if unknown or not wanted:
+        named = ", ".join(unknown) if unknown else repr(text)
+        raise argparse.ArgumentTypeError(f"unknown path(s) {named}; known: {', '.join(known)}")
+    return tuple(known[v] for v in dict.fromkeys(wanted))
 
 
 def _positive_int(text: str) -> int:
@@ -74,21 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="kernel cache (default: $CONVBENCH_CACHE_DIR or ~/.cache/convbench)")
+    p.add_argument("--paths", type=_paths, default=None, metavar="LIST",
+                   help="only these backend/path cells, e.g. tvm/native,tf/kernel (default: all)")
     p.add_argument("--cell-timeout", type=_positive_float, default=600.0, metavar="S",
                    help="give up on one cell after this many seconds (600)")
     return p
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s >= 1:
-        return f"{s:.3f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.3f} ms"
-    if s >= 1e-6:
-        return f"{s * 1e6:.2f} us"
-    return f"{s * 1e9:.1f} ns"
 
 
 COLUMNS = ("workload", "batch", "thr", "backend/path", "median", "p10..p90", "CV", "GFLOP/s",
@@ -143,8 +147,8 @@ class Display:
             c.print(f"fp32 peak at {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
                     f"({p['isa']}, CPUs {p['cpus']}, {how})", highlight=False)
         elif kind == "overhead":
-            floor = ", ".join(f"{k} {_fmt_time(v['per_call_s'])}" for k, v in p["paths"].items())
-            c.print(f"per-call floor on an empty TVM kernel: {floor}", highlight=False)
+            c.print(f"harness overhead: {_fmt_time(p['per_call_s'])} per call (empty kernel, "
+                    "native loop)", highlight=False)
             self.progress.update(self.task, description="checking against TF")
         elif kind == "check":
             status = "ok" if p["ok"] else "FAIL"
@@ -171,44 +175,6 @@ class Display:
 
     def stop(self) -> None:
         self.progress.stop()
-
-
-def summary_table(doc: dict[str, Any]) -> Table:
-    """Median per workload, batch and thread count, one column per path, and TF eager / TVM."""
-    from .run import PATHS
-
-    t = Table(title="median time per call (last column: tf/eager / tvm/native, >1 = TVM faster)")
-    present = {(r["backend"], r["path"]) for r in doc["records"]}
-    paths = [p for p in PATHS if p in present] + sorted(present - set(PATHS))
-    for col in ("workload", "batch", "thr", *[f"{b}/{p}" for b, p in paths], "eager/native"):
-        t.add_column(col, no_wrap=True)
-    by_key: dict[tuple[str, int, int], dict[tuple[str, str], float]] = {}
-    for r in doc["records"]:
-        by_key.setdefault((r["workload"], r["batch"], r["threads"]), {})[
-            (r["backend"], r["path"])] = r["median_s"]
-    for (name, batch, threads), m in by_key.items():
-        ratio = "-"
-        if ("tvm", "native") in m and ("tf", "eager") in m:
-            ratio = f"{m[('tf', 'eager')] / m[('tvm', 'native')]:.2f}"
-        t.add_row(name, str(batch), str(threads), *[_fmt_time(m.get(k)) for k in paths], ratio)
-    return t
-
-
-def overhead_table(doc: dict[str, Any]) -> Table:
-    """The ladder: kernel, native dispatch, and what each Python path adds over native."""
-    t = Table(title="where the time goes (us, and share of that path's total)")
-    for col in ("workload", "batch", "thr", "backend", "kernel", "native dispatch", "python paths: added over native"):
-        t.add_column(col, no_wrap=True)
-    for e in doc["overheads"]:
-        def rung(key: str) -> str:
-            r = e.get(key)
-            return f"{r['us']:.2f} ({r['share']:.0%})" if r else "-"
-
-        python = "  ".join(f"{p} +{v['us']:.2f} ({v['share']:.0%})"
-                           for p, v in e["python_overhead"].items())
-        t.add_row(e["workload"], str(e["batch"]), str(e["threads"]), e["backend"],
-                  rung("kernel"), rung("native_dispatch"), python)
-    return t
 
 
 def build_tune_parser() -> argparse.ArgumentParser:
@@ -258,10 +224,33 @@ def tune_main(argv: list[str]) -> int:
     return 0
 
 
+def report_main(argv: list[str]) -> int:
+    import json
+
+    p = argparse.ArgumentParser(prog="convbench report",
+                                description="Print the tables of a results file again.")
+    p.add_argument("results", type=Path, help="a JSON file written by convbench")
+    args = p.parse_args(argv)
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        doc = json.loads(args.results.read_text())
+        doc["records"]  # noqa: B018  (a results file has records)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        err.print(f"convbench: {args.results} is not a convbench results file ({e})", highlight=False)
+        return 2
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=250)
+    print_report(doc, console)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "tune":
         return tune_main(argv[1:])
+    if argv and argv[0] == "report":
+        return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     # soft_wrap: a long row or message stays on one line, whatever the terminal's width.
@@ -285,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                          samples=args.samples),
         rtol=args.rtol, seed=args.seed, cache_dir=args.cache_dir, cell_timeout_s=args.cell_timeout,
     )
+    if args.paths:
+        options.paths = args.paths
     display = Display(console)
     runner = Runner(specs, options, json_path=json_path, on_event=display)
     try:
@@ -298,10 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]convbench:[/] {e}", highlight=False)
         return 2
     display.stop()
-    if doc["records"]:
-        console.print(summary_table(doc))
-    if doc.get("overheads"):
-        console.print(overhead_table(doc))
+    print_report(doc, console)
     n_fail = len(doc["errors"]) + sum(1 for c in doc["checks"] if not c["ok"])
     console.print(
         f"{len(doc['records'])} measurements, {len(doc['errors'])} errors, "

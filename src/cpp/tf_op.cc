@@ -341,10 +341,10 @@ TfGraphConv::TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& sp
     in_t_ = ti;
     filt_t_ = tf;
 
-    auto make_input = [&](const char* name, const int64_t* dims, TF_Tensor* value) {
-      TF_OperationDescription* d = A.TF_NewOperation(g, feed_ ? "Placeholder" : "Const", name);
+    auto make_input = [&](const char* name, const int64_t* dims, TF_Tensor* value, bool fed) {
+      TF_OperationDescription* d = A.TF_NewOperation(g, fed ? "Placeholder" : "Const", name);
       A.TF_SetAttrType(d, "dtype", TF_FLOAT);
-      if (feed_) {
+      if (fed) {
         A.TF_SetAttrShape(d, "shape", dims, 4);
       } else {
         A.TF_SetAttrTensor(d, "value", value, st);  // copies/refs the tensor
@@ -359,8 +359,10 @@ TfGraphConv::TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& sp
       Check(A, st, "TF_FinishOperation(input)");
       return o;
     };
-    in_op_ = make_input("input", idims, ti);
-    filt_op_ = make_input("filter", fdims, tf);
+    // The filter is a constant, as a frozen model's weights are (and as in the Python session
+    // path): TF may prepare it once. Only the input is fed when feed_ is set.
+    in_op_ = make_input("input", idims, ti, feed_);
+    filt_op_ = make_input("filter", fdims, tf, false);
 
     TF_OperationDescription* d = A.TF_NewOperation(g, "Conv2D", "conv");
     A.TF_AddInput(d, TF_Output{static_cast<TF_Operation*>(in_op_), 0});
@@ -379,10 +381,11 @@ TfGraphConv::TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& sp
     conv_op_ = A.TF_FinishOperation(d, st);
     Check(A, st, "TF_FinishOperation(Conv2D)");
 
-    if (!feed_) {  // tensors now live in the graph's Const nodes
+    A.TF_DeleteTensor(tf);  // the filter now lives in its Const node
+    filt_t_ = nullptr;
+    if (!feed_) {
       A.TF_DeleteTensor(ti);
-      A.TF_DeleteTensor(tf);
-      in_t_ = filt_t_ = nullptr;
+      in_t_ = nullptr;
     }
 
     std::string cfg = MakeConfigProto(threads, inter_op_threads, /*disable_constant_folding=*/!feed_);
@@ -421,10 +424,9 @@ void* TfGraphConv::Execute() {
   TF_Output out{static_cast<TF_Operation*>(conv_op_), 0};
   TF_Tensor* result = nullptr;
   if (feed_) {
-    TF_Output ins[2] = {{static_cast<TF_Operation*>(in_op_), 0},
-                        {static_cast<TF_Operation*>(filt_op_), 0}};
-    TF_Tensor* vals[2] = {static_cast<TF_Tensor*>(in_t_), static_cast<TF_Tensor*>(filt_t_)};
-    A.TF_SessionRun(static_cast<TF_Session*>(session_), nullptr, ins, vals, 2, &out, &result, 1,
+    TF_Output in{static_cast<TF_Operation*>(in_op_), 0};
+    TF_Tensor* val = static_cast<TF_Tensor*>(in_t_);
+    A.TF_SessionRun(static_cast<TF_Session*>(session_), nullptr, &in, &val, 1, &out, &result, 1,
                     nullptr, 0, nullptr, st);
   } else {
     A.TF_SessionRun(static_cast<TF_Session*>(session_), nullptr, nullptr, nullptr, 0, &out,

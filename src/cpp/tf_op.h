@@ -62,9 +62,10 @@ class TfEagerConv {
 
 class TfGraphConv {
  public:
-  // feed_inputs: Placeholder inputs fed on every Run() (what Session.run with a feed_dict does);
-  // otherwise Const inputs, with constant folding disabled so that TF cannot replace the conv by
-  // its precomputed result when the session is set up.
+  // The filter is always a Const node, as a frozen model's weights are. feed_inputs: the input
+  // is a Placeholder fed on every Run() (what Session.run with a feed_dict does); otherwise a
+  // Const too, with constant folding disabled so that TF cannot replace the conv by its
+  // precomputed result when the session is set up.
   TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& spec, const float* input,
               const float* filter, int threads, bool feed_inputs, int inter_op_threads = 1);
   ~TfGraphConv();
@@ -84,7 +85,7 @@ class TfGraphConv {
   void* graph_ = nullptr;    // TF_Graph*
   void* session_ = nullptr;  // TF_Session*
   void* in_t_ = nullptr;     // TF_Tensor* (fed)
-  void* filt_t_ = nullptr;   // TF_Tensor* (fed)
+  void* filt_t_ = nullptr;   // TF_Tensor* (until it is copied into its Const node)
   void* in_op_ = nullptr;    // TF_Operation*
   void* filt_op_ = nullptr;  // TF_Operation*
   void* conv_op_ = nullptr;  // TF_Operation*
@@ -93,7 +94,7 @@ class TfGraphConv {
 // Either of the two, behind one interface for the harness.
 class TfNativeConv {
  public:
-  // kind: "eager" (TfEagerConv) or "graph" (TfGraphConv with fed inputs).
+  // kind: "eager" (TfEagerConv) or "graph" (TfGraphConv, input fed, filter constant).
   TfNativeConv(const std::string& lib_path, const std::string& kind, const TfConvShape& spec,
                const float* input, const float* filter, int threads);
   void Run();
