@@ -9,22 +9,40 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from convbench.run import PATHS, Runner, RunOptions
 from convbench.harness import RunConfig
+from convbench.run import PATHS, Runner, RunOptions
 from convbench.spec import load_spec
 
 QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
 RECORD_FIELDS = {
-    "workload", "backend", "path", "threads", "batch", "samples", "median_s", "min_s", "mean_s",
-    "stddev_s", "cpu_s", "gflops", "oversubscribed", "cv", "p10_s", "p90_s", "parallelism",
+    "workload",
+    "backend",
+    "path",
+    "threads",
+    "batch",
+    "samples",
+    "median_s",
+    "min_s",
+    "mean_s",
+    "stddev_s",
+    "cpu_s",
+    "gflops",
+    "oversubscribed",
+    "cv",
+    "p10_s",
+    "p90_s",
+    "parallelism",
 }
 
 
 def convbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "convbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=900, env=dict(os.environ),
+        [sys.executable, "-m", "convbench.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ),
     )
 
 
@@ -34,8 +52,18 @@ def cli_run(tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory):
     over = len(os.sched_getaffinity(0)) + 1  # always more threads than this machine lets us use
     out = cwd / "results.json"
     cache = cwd / "cache"
-    proc = convbench("--shapes", str(tiny_shapes), "--threads", f"1,{over}", "--json", str(out),
-                     "--cache-dir", str(cache), *QUICK, cwd=cwd)
+    proc = convbench(
+        "--shapes",
+        str(tiny_shapes),
+        "--threads",
+        f"1,{over}",
+        "--json",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *QUICK,
+        cwd=cwd,
+    )
     return proc, json.loads(out.read_text()), over, cwd, cache
 
 
@@ -43,8 +71,16 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     proc, doc, over, _, _ = cli_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert doc["complete"] and doc["errors"] == []
-    for key in ("convbench", "machine", "libraries", "tvm_target", "harness_overhead", "workloads",
-                "records", "checks"):
+    for key in (
+        "convbench",
+        "machine",
+        "libraries",
+        "tvm_target",
+        "harness_overhead",
+        "workloads",
+        "records",
+        "checks",
+    ):
         assert key in doc
     assert doc["machine"]["cores"] == len(os.sched_getaffinity(0))
     assert doc["harness_overhead"]["per_call_s"] > 0
@@ -76,9 +112,20 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     assert len(ladders) == 2 * 2 * 2
     tf1 = ladders[("tiny_same", 1, "tf")]
     assert tf1["kernel"]["us"] > 0 and set(tf1["python_overhead"]) == {
-        "eager", "function", "session", "session-feedless"}
-    assert set(ladders[("tiny_same", 1, "tvm")]["python_overhead"]) == {"cython", "python", "evaluator"}
-    assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {("tiny_same", 1), ("tiny_logits", 1)}
+        "eager",
+        "function",
+        "session",
+        "session-feedless",
+    }
+    assert set(ladders[("tiny_same", 1, "tvm")]["python_overhead"]) == {
+        "cython",
+        "python",
+        "evaluator",
+    }
+    assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {
+        ("tiny_same", 1),
+        ("tiny_logits", 1),
+    }
     assert all(c["ok"] and c["max_rel_err"] <= 1e-5 for c in doc["checks"])
 
 
@@ -92,8 +139,18 @@ def test_cli_prints_results_and_warns_about_oversubscription(cli_run) -> None:
 def test_second_run_reuses_the_kernel_cache(cli_run, tiny_shapes: Path) -> None:
     _, _, _, cwd, cache = cli_run
     out = cwd / "again.json"
-    proc = convbench("--shapes", str(tiny_shapes), "--threads", "1", "--json", str(out),
-                     "--cache-dir", str(cache), *QUICK, cwd=cwd)
+    proc = convbench(
+        "--shapes",
+        str(tiny_shapes),
+        "--threads",
+        "1",
+        "--json",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *QUICK,
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stderr
     assert all(k["cached"] for k in json.loads(out.read_text())["kernels"])
 
@@ -107,8 +164,9 @@ def test_second_run_reuses_the_kernel_cache(cli_run, tiny_shapes: Path) -> None:
         (["--samples", "0"], "positive integer"),
     ],
 )
-def test_bad_arguments_are_refused_clearly(args: list[str], message: str, tiny_shapes: Path,
-                                           tmp_path: Path) -> None:
+def test_bad_arguments_are_refused_clearly(
+    args: list[str], message: str, tiny_shapes: Path, tmp_path: Path
+) -> None:
     proc = convbench("--shapes", str(tiny_shapes), *args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -116,7 +174,9 @@ def test_bad_arguments_are_refused_clearly(args: list[str], message: str, tiny_s
 
 def test_bad_shapes_file_is_refused_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("convs: [{name: x, input: [1, 4, 4, 2], kernel: [3, 3], out_channels: 2, count: -2}]")
+    bad.write_text(
+        "convs: [{name: x, input: [1, 4, 4, 2], kernel: [3, 3], out_channels: 2, count: -2}]"
+    )
     proc = convbench("--shapes", str(bad), cwd=tmp_path)
     assert proc.returncode == 2
     assert "convs[0] ('x')" in proc.stderr and "'count'" in proc.stderr
@@ -130,16 +190,20 @@ def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_p
     from convbench.kernels import BuiltKernel
 
     specs = load_spec(tiny_shapes)
-    runner = Runner(specs, RunOptions(threads=[1], config=RunConfig(0.001, 0.001, 2),
-                                      cache_dir=tmp_path / "cache"),
-                    json_path=tmp_path / "r.json")
+    runner = Runner(
+        specs,
+        RunOptions(threads=[1], config=RunConfig(0.001, 0.001, 2), cache_dir=tmp_path / "cache"),
+        json_path=tmp_path / "r.json",
+    )
     original_build = runner.build
 
     def build_then_break(cache):  # sabotage one kernel after a good build
         empty = original_build(cache)
         broken = tmp_path / "broken.so"
         broken.write_text("not a shared library")
-        runner.kernels[(runner.workloads[0].key, 1)] = BuiltKernel("x", broken, "k", "s", False, 0.0)
+        runner.kernels[(runner.workloads[0].key, 1)] = BuiltKernel(
+            "x", broken, "k", "s", False, 0.0
+        )
         return empty
 
     runner.build = build_then_break  # type: ignore[method-assign]
@@ -155,8 +219,12 @@ def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_p
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-@pytest.mark.parametrize(("backend", "path"), [("tf", "eager"), ("tf", "native"), ("tvm", "native")])
-def test_thread_pools_are_not_trapped_on_the_timing_cpu(backend: str, path: str, tiny_shapes, tmp_path):
+@pytest.mark.parametrize(
+    ("backend", "path"), [("tf", "eager"), ("tf", "native"), ("tvm", "native")]
+)
+def test_thread_pools_are_not_trapped_on_the_timing_cpu(
+    backend: str, path: str, tiny_shapes, tmp_path
+):
     """Pinning the timing thread must not pin the pools it creates: a 2-thread cell's other
     threads may use the second CPU."""
     from convbench.kernels import KernelCache
@@ -166,9 +234,18 @@ def test_thread_pools_are_not_trapped_on_the_timing_cpu(backend: str, path: str,
 
     w = Workload(load_spec(tiny_shapes)[0], 1)
     plan = plan_cpus(2)
-    task = {"kind": "measure", "backend": backend, "path": path, "spec": w.spec.model_dump(mode="json"),
-            "batch": 1, "threads": 2, "cpus": list(plan.cpus), "available_cpus": plan.available,
-            "seed": 0, "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 2}}
+    task = {
+        "kind": "measure",
+        "backend": backend,
+        "path": path,
+        "spec": w.spec.model_dump(mode="json"),
+        "batch": 1,
+        "threads": 2,
+        "cpus": list(plan.cpus),
+        "available_cpus": plan.available,
+        "seed": 0,
+        "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 2},
+    }
     if backend == "tvm":
         task["kernel_path"] = str(KernelCache(tmp_path).conv(w).path)
     record = run_worker(task, 300)
@@ -194,12 +271,26 @@ def test_report_reprints_a_results_file(cli_run, tmp_path: Path) -> None:
 
 def test_paths_option_selects_cells(tiny_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    proc = convbench("--shapes", str(tiny_shapes), "--threads", "1", "--paths",
-                     "tvm/native,tf/kernel", "--json", str(out), "--cache-dir",
-                     str(tmp_path / "c"), *QUICK, cwd=tmp_path)
+    proc = convbench(
+        "--shapes",
+        str(tiny_shapes),
+        "--threads",
+        "1",
+        "--paths",
+        "tvm/native,tf/kernel",
+        "--json",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        *QUICK,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert {(r["backend"], r["path"]) for r in doc["records"]} == {("tvm", "native"), ("tf", "kernel")}
+    assert {(r["backend"], r["path"]) for r in doc["records"]} == {
+        ("tvm", "native"),
+        ("tf", "kernel"),
+    }
     k = next(r for r in doc["records"] if r["path"] == "kernel")
     assert k["verbose_median_s"] > 0
     bad = convbench("--shapes", str(tiny_shapes), "--paths", "tvm/fast", cwd=tmp_path)

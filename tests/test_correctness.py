@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from convbench.harness import ConvKernel
 from convbench.numerics import compare
 from convbench.spec import Workload, parse_spec
@@ -127,7 +126,9 @@ def test_missing_tf_library_is_an_error_not_a_crash(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-def test_default_schedules_are_correct_on_the_six_model_shapes(batch: int, kernel_cache, tf) -> None:
+def test_default_schedules_are_correct_on_the_six_model_shapes(
+    batch: int, kernel_cache, tf
+) -> None:
     from pathlib import Path
 
     from convbench.spec import load_spec
@@ -137,6 +138,7 @@ def test_default_schedules_are_correct_on_the_six_model_shapes(batch: int, kerne
         built = kernel_cache.conv(w)
         assert not built.schedule.startswith("tuned")
         data, weight = conv_inputs(w, seed=11)
-        result = compare(ConvKernel(built.path, w)(data, weight), tf_reference(tf, w, data, weight),
-                         rtol=1e-5)
+        result = compare(
+            ConvKernel(built.path, w)(data, weight), tf_reference(tf, w, data, weight), rtol=1e-5
+        )
         assert result["ok"], (spec.name, result)

@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from convbench import _core
 from convbench.harness import EmptyKernel, RunConfig, aligned_empty, time_callable
 
@@ -70,7 +69,11 @@ def test_timing_loop_propagates_errors() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"samples": 0}, "samples"), ({"min_sample_s": 0.0}, "min_sample_s"), ({"warmup_s": -1.0}, "warmup_s")],
+    [
+        ({"samples": 0}, "samples"),
+        ({"min_sample_s": 0.0}, "min_sample_s"),
+        ({"warmup_s": -1.0}, "warmup_s"),
+    ],
 )
 def test_bad_run_config(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -101,7 +104,11 @@ def test_pinning_is_really_applied() -> None:
     def pin_and_read():
         _core.pin_current_thread([target])
         tid = _core.current_thread_id()
-        return _core.current_thread_affinity(), _core.process_thread_affinities()[tid], _core.current_cpu()
+        return (
+            _core.current_thread_affinity(),
+            _core.process_thread_affinities()[tid],
+            _core.current_cpu(),
+        )
 
     mine, seen_by_kernel, cpu = _in_thread(pin_and_read)
     assert mine == [target]
@@ -139,7 +146,9 @@ def test_tvm_pool_workers_are_bound_to_the_planned_cpus() -> None:
 def test_empty_kernel_overhead(kernel_cache) -> None:
     k = EmptyKernel(kernel_cache.empty().path)
     t = k.time_overhead(FAST)
-    assert 0 < t.summary["median"] < 1e-5  # a no-op call costs nanoseconds, not tens of microseconds
+    assert (
+        0 < t.summary["median"] < 1e-5
+    )  # a no-op call costs nanoseconds, not tens of microseconds
     assert t.iters_per_sample > 100
 
 
@@ -147,8 +156,12 @@ def test_argument_checks_raise_python_errors(kernel_cache) -> None:
     from convbench.harness import ConvKernel
     from convbench.spec import Workload, parse_spec
 
-    w = Workload(parse_spec("convs: [{name: a, input: [1, 6, 5, 16], kernel: [3, 3], "
-                            "out_channels: 16, count: 1}]")[0], 1)
+    w = Workload(
+        parse_spec(
+            "convs: [{name: a, input: [1, 6, 5, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
+        )[0],
+        1,
+    )
     k = ConvKernel(kernel_cache.conv(w).path, w)
     x = aligned_empty(w.input_shape)
     wt = aligned_empty(w.weight_shape)

@@ -20,7 +20,10 @@ def test_build_then_reuse(tmp_path) -> None:
     assert not first.cached and first.path.exists()
     manifest = json.loads((first.path.parent / "manifest.json").read_text())
     assert manifest["identity"]["target"] == str(cache.target)
-    assert "mcpu" in manifest["identity"]["target"] and '"generic"' not in manifest["identity"]["target"]
+    assert (
+        "mcpu" in manifest["identity"]["target"]
+        and '"generic"' not in manifest["identity"]["target"]
+    )
     second = KernelCache(tmp_path).conv(_workload())
     assert second.cached and second.path == first.path and second.key == first.key
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from convbench.onednn import MARK, parse_conv_descriptor, parse_verbose, per_call_times
 from convbench.spec import Workload, parse_spec
 
@@ -29,7 +28,9 @@ def test_joins_lines_to_workloads_by_descriptor() -> None:
     records = parse_verbose(SAMPLE.read_text())
     same64 = _workload("input: [1, 108, 21, 64], kernel: [3, 3], out_channels: 64")
     logits = _workload("input: [1, 54, 6, 256], kernel: [1, 6], out_channels: 1318, padding: VALID")
-    mine = [r for r in records if r["kind"] == "exec" and r["descriptor"].startswith("mb1_ic64oc64")]
+    mine = [
+        r for r in records if r["kind"] == "exec" and r["descriptor"].startswith("mb1_ic64oc64")
+    ]
     times, primitives = per_call_times(mine, same64)
     assert len(times) == len(mine) and primitives == ["convolution"]
     assert times[0] == pytest.approx(mine[0]["time_ms"] / 1e3)
@@ -39,9 +40,11 @@ def test_joins_lines_to_workloads_by_descriptor() -> None:
 
 def test_marks_split_calls_and_sum_their_primitives() -> None:
     lines = SAMPLE.read_text().splitlines()
-    conv = next(l for l in lines if ",exec," in l and "mb1_ic64oc64" in l)
-    reorder = ("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32::blocked:abcd::f0"
-               " dst:f32::blocked:acdb::f0,,,1x64x108x21,0.25")
+    conv = next(line for line in lines if ",exec," in line and "mb1_ic64oc64" in line)
+    reorder = (
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32::blocked:abcd::f0"
+        " dst:f32::blocked:acdb::f0,,,1x64x108x21,0.25"
+    )
     text = "\n".join([conv, MARK, reorder, conv, MARK, conv, "TF log line on stdout"])
     w = _workload("input: [1, 108, 21, 64], kernel: [3, 3], out_channels: 64")
     times, _ = per_call_times(parse_verbose(text, skip_foreign=True), w)
@@ -54,9 +57,14 @@ def test_marks_split_calls_and_sum_their_primitives() -> None:
     [
         ("hello world", "not a oneDNN verbose line"),
         ("onednn_verbose,v1,primitive,exec,cpu,convolution,x,y", "expected 9 fields"),
-        ("onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,mb1_ic1oc1_iw1ow1kw1sw1dw0pw0,fast",
-         "is not a number"),
-        ("onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,garbage,1.0", "malformed convolution"),
+        (
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,mb1_ic1oc1_iw1ow1kw1sw1dw0pw0,fast",
+            "is not a number",
+        ),
+        (
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,i,p,m,a,x,garbage,1.0",
+            "malformed convolution",
+        ),
         ("onednn_verbose,v1,primitive,teleport,cpu", "unknown line kind"),
     ],
 )

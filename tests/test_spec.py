@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from convbench.spec import SpecError, Workload, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +56,16 @@ def test_output_shape_rules(extra: str, h: int, w: int, pads: tuple) -> None:
     ("text", "expected"),
     [
         (GOOD.replace("count: 1", "count: -1"), ["convs[0] ('a')", "'count'"]),
-        (GOOD.replace("count: 1", "count: 1, stride: 2"), ["convs[0] ('a')", "'stride'", "unknown key"]),
-        (GOOD.replace("[1, 8, 8, 4]", "[1, 2, 2, 4]").replace("count: 1", "count: 1, padding: VALID"),
-         ["convs[0] ('a')", "impossible shape"]),
+        (
+            GOOD.replace("count: 1", "count: 1, stride: 2"),
+            ["convs[0] ('a')", "'stride'", "unknown key"],
+        ),
+        (
+            GOOD.replace("[1, 8, 8, 4]", "[1, 2, 2, 4]").replace(
+                "count: 1", "count: 1, padding: VALID"
+            ),
+            ["convs[0] ('a')", "impossible shape"],
+        ),
         (GOOD.replace("[1, 8, 8, 4]", "[1, 8, 4]"), ["'input'", "NHWC"]),
         (GOOD.replace("[1, 8, 8, 4]", "[1, 0, 8, 4]"), ["'input'", "positive"]),
         (GOOD.replace("out_channels: 8", "out_channels: 0"), ["'out_channels'"]),
@@ -69,11 +75,15 @@ def test_output_shape_rules(extra: str, h: int, w: int, pads: tuple) -> None:
         ("- 1\n- 2\n", ["mapping"]),
         ("convs: []", ["'convs'"]),
         (GOOD[:-1] + ", " + GOOD[8:-1] + "]", ["duplicate name 'a'"]),
-        ("convs: [{name: a, input: [1, 8, 8, 4], kernel: [3, 3], out_channels: 8}]",
-         ["'count'", "required"]),
+        (
+            "convs: [{name: a, input: [1, 8, 8, 4], kernel: [3, 3], out_channels: 8}]",
+            ["'count'", "required"],
+        ),
     ],
 )
-def test_bad_files_are_refused_with_a_message_naming_the_problem(text: str, expected: list[str]) -> None:
+def test_bad_files_are_refused_with_a_message_naming_the_problem(
+    text: str, expected: list[str]
+) -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(text, source="bad.yaml")
     message = str(info.value)

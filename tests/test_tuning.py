@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-
 from convbench.harness import ConvKernel
 from convbench.kernels import KernelCache, conv_module
 from convbench.machine import host_target

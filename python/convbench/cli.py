@@ -29,7 +29,9 @@ def _int_list(text: str) -> list[int]:
             f"expected comma-separated positive integers, got {text!r}"
         ) from None
     if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, got {text!r}"
+        )
     return sorted(dict.fromkeys(values))
 
 
@@ -65,6 +67,12 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _add_workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
+    p.add_argument("--threads", type=_int_list, default=[1], help="thread counts, e.g. 1,4,8 (1)")
+    p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, e.g. 1,100 (1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convbench",
@@ -73,30 +81,71 @@ def build_parser() -> argparse.ArgumentParser:
         "`convbench tune --help` tunes kernels for this CPU.",
     )
     p.add_argument("--version", action="version", version=f"convbench {__version__}")
-    p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
-    p.add_argument("--threads", type=_int_list, default=[1], help="thread counts, e.g. 1,4,8")
-    p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes, e.g. 1,100")
-    p.add_argument("--json", type=Path, default=None,
-                   help="results file (default: convbench-results/run-<time>.json)")
+    _add_workload_args(p)
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="results file (default: convbench-results/run-<time>.json)",
+    )
     p.add_argument("--samples", type=_positive_int, default=10, help="samples per cell (10)")
-    p.add_argument("--min-sample-time", type=_positive_float, default=0.01, metavar="S",
-                   help="minimum seconds per sample; iterations are calibrated to reach it (0.01)")
-    p.add_argument("--warmup", type=_positive_float, default=0.05, metavar="S",
-                   help="warm-up seconds before calibration (0.05)")
-    p.add_argument("--rtol", type=_positive_float, default=1e-5,
-                   help="max |TVM - TF| allowed, relative to max |TF| (1e-5)")
+    p.add_argument(
+        "--min-sample-time",
+        type=_positive_float,
+        default=0.01,
+        metavar="S",
+        help="minimum seconds per sample; iterations are calibrated to reach it (0.01)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=_positive_float,
+        default=0.05,
+        metavar="S",
+        help="warm-up seconds before calibration (0.05)",
+    )
+    p.add_argument(
+        "--rtol",
+        type=_positive_float,
+        default=1e-5,
+        help="max |TVM - TF| allowed, relative to max |TF| (1e-5)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="kernel cache (default: $CONVBENCH_CACHE_DIR or ~/.cache/convbench)")
-    p.add_argument("--paths", type=_paths, default=None, metavar="LIST",
-                   help="only these backend/path cells, e.g. tvm/native,tf/kernel (default: all)")
-    p.add_argument("--cell-timeout", type=_positive_float, default=600.0, metavar="S",
-                   help="give up on one cell after this many seconds (600)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="kernel cache (default: $CONVBENCH_CACHE_DIR or ~/.cache/convbench)",
+    )
+    p.add_argument(
+        "--paths",
+        type=_paths,
+        default=None,
+        metavar="LIST",
+        help="only these backend/path cells, e.g. tvm/native,tf/kernel (default: all)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="S",
+        help="give up on one cell after this many seconds (600)",
+    )
     return p
 
 
-COLUMNS = ("workload", "batch", "thr", "backend/path", "median", "p10..p90", "CV", "GFLOP/s",
-           "%peak", "par", "flags")
+COLUMNS = (
+    "workload",
+    "batch",
+    "thr",
+    "backend/path",
+    "median",
+    "p10..p90",
+    "CV",
+    "GFLOP/s",
+    "%peak",
+    "par",
+    "flags",
+)
 
 
 def _row(r: dict[str, Any]) -> list[str]:
@@ -108,11 +157,17 @@ def _row(r: dict[str, Any]) -> list[str]:
     if not r.get("pinned", True):
         flags.append("unpinned")
     return [
-        r["workload"], str(r["batch"]), str(r["threads"]), f"{r['backend']}/{r['path']}",
-        _fmt_time(r["median_s"]), f"{_fmt_time(r['p10_s'])}..{_fmt_time(r['p90_s'])}",
-        f"{r['cv'] * 100:.1f}%", f"{r['gflops']:.1f}" if r.get("gflops") else "-",
+        r["workload"],
+        str(r["batch"]),
+        str(r["threads"]),
+        f"{r['backend']}/{r['path']}",
+        _fmt_time(r["median_s"]),
+        f"{_fmt_time(r['p10_s'])}..{_fmt_time(r['p90_s'])}",
+        f"{r['cv'] * 100:.1f}%",
+        f"{r['gflops']:.1f}" if r.get("gflops") else "-",
         f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else "-",
-        f"{r['parallelism']:.2f}" if r.get("parallelism") is not None else "-", ",".join(flags),
+        f"{r['parallelism']:.2f}" if r.get("parallelism") is not None else "-",
+        ",".join(flags),
     ]
 
 
@@ -122,14 +177,18 @@ class Display:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
         self.task: Any = None
         self.widths = [18, 5, 3, 14, 11, 23, 6, 8, 6, 5, 0]
 
     def line(self, cells: list[str], style: str = "") -> None:
-        text = "  ".join(c.ljust(w) if w else c for c, w in zip(cells, self.widths))
+        text = "  ".join(c.ljust(w) if w else c for c, w in zip(cells, self.widths, strict=True))
         self.console.print(text.rstrip(), style=style or None, highlight=False)
 
     def __call__(self, kind: str, p: dict[str, Any]) -> None:
@@ -141,21 +200,30 @@ class Display:
             self.progress.update(self.task, description=f"building {p['workload']} b{p['batch']}")
         elif kind == "built":
             how = "cached" if p["cached"] else f"built in {p['build_s']:.1f} s"
-            c.print(f"kernel {p['workload']} b{p['batch']}: {how} ({p['schedule']})", highlight=False)
+            c.print(
+                f"kernel {p['workload']} b{p['batch']}: {how} ({p['schedule']})", highlight=False
+            )
         elif kind == "peak":
             how = "cached" if p["cached"] else "measured"
-            c.print(f"fp32 peak at {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
-                    f"({p['isa']}, CPUs {p['cpus']}, {how})", highlight=False)
+            c.print(
+                f"fp32 peak at {p['threads']} thread(s): {p['gflops']:.1f} GFLOP/s "
+                f"({p['isa']}, CPUs {p['cpus']}, {how})",
+                highlight=False,
+            )
         elif kind == "overhead":
-            c.print(f"harness overhead: {_fmt_time(p['per_call_s'])} per call (empty kernel, "
-                    "native loop)", highlight=False)
+            c.print(
+                f"harness overhead: {_fmt_time(p['per_call_s'])} per call (empty kernel, "
+                "native loop)",
+                highlight=False,
+            )
             self.progress.update(self.task, description="checking against TF")
         elif kind == "check":
             status = "ok" if p["ok"] else "FAIL"
             c.print(
                 f"check {p['workload']} b{p['batch']}: {status}  max_abs_err={p['max_abs_err']:.3g}"
                 f"  max_rel_err={p['max_rel_err']:.3g} (rtol {p['rtol']:g})",
-                style=None if p["ok"] else "bold red", highlight=False,
+                style=None if p["ok"] else "bold red",
+                highlight=False,
             )
             self.progress.update(self.task, description="measuring")
             self._header_pending = True
@@ -163,7 +231,9 @@ class Display:
             if getattr(self, "_header_pending", True):
                 self.line(list(COLUMNS), style="bold")
                 self._header_pending = False
-            self.line(_row(p), style="yellow" if p.get("unstable") or p.get("oversubscribed") else "")
+            self.line(
+                _row(p), style="yellow" if p.get("unstable") or p.get("oversubscribed") else ""
+            )
             self.progress.advance(self.task)
         elif kind == "error":
             what = " ".join(f"{k}={v}" for k, v in p.items() if k not in ("error", "stage"))
@@ -177,6 +247,23 @@ class Display:
         self.progress.stop()
 
 
+def _consoles() -> tuple[Console, Console]:
+    """stdout and stderr consoles. soft_wrap keeps a long row or message on one line; output
+    that is not a terminal (a log file) gets tables at full width."""
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=250)
+    return console, Console(stderr=True, soft_wrap=True)
+
+
+def _load_specs(path: Path, err: Console) -> list[Any] | None:
+    try:
+        return load_spec(path)
+    except SpecError as e:
+        err.print(f"[bold red]convbench: invalid shapes file[/]\n{e}", highlight=False)
+        return None
+
+
 def build_tune_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convbench tune",
@@ -184,42 +271,56 @@ def build_tune_parser() -> argparse.ArgumentParser:
         "into a database that later runs read. Interrupt at any time: finished workloads are "
         "kept, and running the same command again resumes.",
     )
-    p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
-    p.add_argument("--threads", type=_int_list, default=[1], help="thread counts, e.g. 1,2")
-    p.add_argument("--batch", type=_int_list, default=[1], help="batch sizes (1)")
+    _add_workload_args(p)
     p.add_argument("--trials", type=_positive_int, default=64, help="trials per workload (64)")
-    p.add_argument("--db", type=Path, default=None,
-                   help="database root (default: $CONVBENCH_TUNING_DIR or ~/.cache/convbench/tuning)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="database root (default: $CONVBENCH_TUNING_DIR or ~/.cache/convbench/tuning)",
+    )
     p.add_argument("--cache-dir", type=Path, default=None, help="kernel cache, as for a run")
     return p
 
 
 def tune_main(argv: list[str]) -> int:
     args = build_tune_parser().parse_args(argv)
-    console = Console(soft_wrap=True)
-    err = Console(stderr=True, soft_wrap=True)
-    try:
-        specs = load_spec(args.shapes)
-    except SpecError as e:
-        err.print(f"[bold red]convbench: invalid shapes file[/]\n{e}", highlight=False)
+    console, err = _consoles()
+    specs = _load_specs(args.shapes, err)
+    if specs is None:
         return 2
     from .tuning import default_db_dir, tune_many
 
     root = args.db or default_db_dir()
     console.print(f"tuning database: {root}", highlight=False)
     try:
-        summaries = tune_many(specs, args.threads, args.batch, args.trials, root,
-                              args.cache_dir, log=lambda m: console.print(m, highlight=False))
+        summaries = tune_many(
+            specs,
+            args.threads,
+            args.batch,
+            args.trials,
+            root,
+            args.cache_dir,
+            log=lambda m: console.print(m, highlight=False),
+        )
     except KeyboardInterrupt:
-        err.print(f"interrupted: finished workloads are saved in {root}; run the same command "
-                  "again to resume")
+        err.print(
+            f"interrupted: finished workloads are saved in {root}; run the same command "
+            "again to resume"
+        )
         return 130
     t = Table(title=f"tuned with {args.trials} trials per workload")
     for col in ("workload", "threads", "tune time", "best tuned", "default schedule", "used"):
         t.add_column(col, no_wrap=True)
     for s in summaries:
-        t.add_row(s["workload"], str(s["threads"]), f"{s['tune_s']:.0f} s",
-                  _fmt_time(s.get("best_run_s")), _fmt_time(s.get("default_run_s")), s["use"])
+        t.add_row(
+            s["workload"],
+            str(s["threads"]),
+            f"{s['tune_s']:.0f} s",
+            _fmt_time(s.get("best_run_s")),
+            _fmt_time(s.get("default_run_s")),
+            s["use"],
+        )
     console.print(t)
     return 0
 
@@ -227,20 +328,20 @@ def tune_main(argv: list[str]) -> int:
 def report_main(argv: list[str]) -> int:
     import json
 
-    p = argparse.ArgumentParser(prog="convbench report",
-                                description="Print the tables of a results file again.")
+    p = argparse.ArgumentParser(
+        prog="convbench report", description="Print the tables of a results file again."
+    )
     p.add_argument("results", type=Path, help="a JSON file written by convbench")
     args = p.parse_args(argv)
-    err = Console(stderr=True, soft_wrap=True)
+    console, err = _consoles()
     try:
         doc = json.loads(args.results.read_text())
         doc["records"]  # noqa: B018  (a results file has records)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        err.print(f"convbench: {args.results} is not a convbench results file ({e})", highlight=False)
+        err.print(
+            f"convbench: {args.results} is not a convbench results file ({e})", highlight=False
+        )
         return 2
-    console = Console(soft_wrap=True)
-    if not console.is_terminal:
-        console = Console(soft_wrap=True, width=250)
     print_report(doc, console)
     return 0
 
@@ -253,26 +354,25 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    # soft_wrap: a long row or message stays on one line, whatever the terminal's width.
-    console = Console(soft_wrap=True)
-    if not console.is_terminal:
-        console = Console(soft_wrap=True, width=250)  # a log file gets the whole table
-    err = Console(stderr=True, soft_wrap=True)
-    try:
-        specs = load_spec(args.shapes)
-    except SpecError as e:
-        err.print(f"[bold red]convbench: invalid shapes file[/]\n{e}", highlight=False)
+    console, err = _consoles()
+    specs = _load_specs(args.shapes, err)
+    if specs is None:
         return 2
 
     from .machine import TargetError
-    from .run import RunOptions, Runner
+    from .run import Runner, RunOptions
 
     json_path = args.json or Path("convbench-results") / time.strftime("run-%Y%m%d-%H%M%S.json")
     options = RunOptions(
-        threads=args.threads, batches=args.batch,
-        config=RunConfig(warmup_s=args.warmup, min_sample_s=args.min_sample_time,
-                         samples=args.samples),
-        rtol=args.rtol, seed=args.seed, cache_dir=args.cache_dir, cell_timeout_s=args.cell_timeout,
+        threads=args.threads,
+        batches=args.batch,
+        config=RunConfig(
+            warmup_s=args.warmup, min_sample_s=args.min_sample_time, samples=args.samples
+        ),
+        rtol=args.rtol,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        cell_timeout_s=args.cell_timeout,
     )
     if args.paths:
         options.paths = args.paths
@@ -294,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"{len(doc['records'])} measurements, {len(doc['errors'])} errors, "
         f"{sum(1 for c in doc['checks'] if not c['ok'])} failed checks in "
-        f"{doc['duration_s']:.0f} s; results: {json_path}", highlight=False,
+        f"{doc['duration_s']:.0f} s; results: {json_path}",
+        highlight=False,
     )
     return 1 if n_fail else 0
 

@@ -1,20 +1,21 @@
 """Python face of the native harness: load kernels, call them on numpy arrays, time them natively.
 
-    >>> from convbench import harness
-    >>> k = harness.ConvKernel(path, workload)
-    >>> out = k(x, w)                    # one call, output allocated
-    >>> t = k.time(x, w, out=out)        # C++ loop, GIL released
-    >>> t.summary["median"]
+>>> from convbench import harness
+>>> k = harness.ConvKernel(path, workload)
+>>> out = k(x, w)                    # one call, output allocated
+>>> t = k.time(x, w, out=out)        # C++ loop, GIL released
+>>> t.summary["median"]
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from itertools import repeat
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class Timing:
 
 
 def time_run_n(run_n: Callable[[int], Any], config: RunConfig | None = None) -> Timing:
-    """Times `run_n(n)`, a loop making n calls, with the harness's warm-up, calibration and clocks."""
+    """Times `run_n(n)`, a loop making n calls, with the harness's warm-up, calibration, clocks."""
     return Timing.from_native(_core.time_loop(run_n, **(config or RunConfig()).kwargs()))
 
 
@@ -146,7 +147,7 @@ def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
 
 
 def pin_threads(cpus: tuple[int, ...] | list[int]) -> None:
-    """Size TVM's pool to len(cpus), bind worker i to cpus[i], and pin the calling thread to cpus[0].
+    """Size TVM's pool to len(cpus), bind worker i to cpus[i], pin the calling thread to cpus[0].
 
     The TVM pool is per calling thread: call this from the thread that will run the kernels, before
     the first parallel kernel runs.
@@ -158,7 +159,9 @@ def pin_threads(cpus: tuple[int, ...] | list[int]) -> None:
 
 
 class _Kernel:
-    def __init__(self, path: str | os.PathLike[str], specs: list[tuple[str, list[int], bool]]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], specs: list[tuple[str, list[int], bool]]
+    ) -> None:
         ensure_tvm_runtime()
         self._native = _core.TvmKernel(str(path), specs)
         self.path = Path(path)
@@ -168,7 +171,9 @@ class _Kernel:
         self._native.call(list(arrays))
 
     def time(self, *arrays: np.ndarray, config: RunConfig | None = None) -> Timing:
-        return Timing.from_native(self._native.time(list(arrays), **(config or RunConfig()).kwargs()))
+        return Timing.from_native(
+            self._native.time(list(arrays), **(config or RunConfig()).kwargs())
+        )
 
     @property
     def native(self) -> Any:

@@ -121,16 +121,18 @@ class KernelCache:
     the exact target it was tuned for, which includes the thread count.
     """
 
-    def __init__(self, root: Path | str | None = None, target: Any = None,
-                 tuning: Any = None) -> None:
+    def __init__(
+        self, root: Path | str | None = None, target: Any = None, tuning: Any = None
+    ) -> None:
         from .machine import host_target
 
         self.root = Path(root) if root is not None else default_cache_dir()
         self.target = target if target is not None else host_target()
         self.tuning = tuning
 
-    def _identity(self, name: str, workload: dict[str, Any], schedule: str,
-                  target: Any) -> dict[str, Any]:
+    def _identity(
+        self, name: str, workload: dict[str, Any], schedule: str, target: Any
+    ) -> dict[str, Any]:
         import tvm
         import tvm_ffi
 
@@ -160,22 +162,37 @@ class KernelCache:
             target = host_target(threads)
             tuned = self.tuning.lookup(w, target, conv_module(w))
             if tuned is not None:
-                return self._get(f"{w.key}-t{threads}", desc, f"tuned:{tuned.trace_digest}",
-                                 lambda: tuned.mod, target, str(tuned.source))
+                return self._get(
+                    f"{w.key}-t{threads}",
+                    desc,
+                    f"tuned:{tuned.trace_digest}",
+                    lambda: tuned.mod,
+                    target,
+                    str(tuned.source),
+                )
         schedule = schedules.describe(w)
         return self._get(w.key, desc, schedule, lambda: schedules.scheduled_conv(w), self.target)
 
     def empty(self) -> BuiltKernel:
         return self._get("empty", {"empty": True}, "none", empty_module, self.target)
 
-    def _get(self, name: str, workload: dict[str, Any], schedule: str, make: Any, target: Any,
-             tuned_from: str | None = None) -> BuiltKernel:
+    def _get(
+        self,
+        name: str,
+        workload: dict[str, Any],
+        schedule: str,
+        make: Any,
+        target: Any,
+        tuned_from: str | None = None,
+    ) -> BuiltKernel:
         identity = self._identity(name, workload, schedule, target)
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         entry = self.root / f"{_safe(name)}-{key}"
         found = self._load(entry, key)
         if found is not None:
-            return BuiltKernel(found.name, found.path, key, schedule, True, found.build_s, tuned_from)
+            return BuiltKernel(
+                found.name, found.path, key, schedule, True, found.build_s, tuned_from
+            )
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
         built = self._build(entry, key, identity, make, target)
@@ -190,12 +207,17 @@ class KernelCache:
         except (OSError, ValueError, AttributeError):
             return None
         return BuiltKernel(
-            manifest["identity"]["name"], lib, key, manifest["identity"]["schedule"], True,
+            manifest["identity"]["name"],
+            lib,
+            key,
+            manifest["identity"]["schedule"],
+            True,
             float(manifest.get("build_s", 0.0)),
         )
 
-    def _build(self, entry: Path, key: str, identity: dict[str, Any], make: Any,
-               target: Any) -> BuiltKernel:
+    def _build(
+        self, entry: Path, key: str, identity: dict[str, Any], make: Any, target: Any
+    ) -> BuiltKernel:
         import tvm
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -207,7 +229,12 @@ class KernelCache:
             lib = tmp / LIBRARY
             executable.export_library(str(lib))
             build_s = time.perf_counter() - t0
-            manifest = {"key": key, "identity": identity, "sha256": _sha256(lib), "build_s": build_s}
+            manifest = {
+                "key": key,
+                "identity": identity,
+                "sha256": _sha256(lib),
+                "build_s": build_s,
+            }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
             try:
                 os.replace(tmp, entry)
@@ -217,7 +244,9 @@ class KernelCache:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return BuiltKernel(identity["name"], entry / LIBRARY, key, identity["schedule"], False, build_s)
+        return BuiltKernel(
+            identity["name"], entry / LIBRARY, key, identity["schedule"], False, build_s
+        )
 
 
 def _safe(name: str) -> str:

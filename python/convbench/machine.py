@@ -61,9 +61,8 @@ def plan_cpus(threads: int, available: list[int] | None = None) -> CpuPlan:
 @cache
 def host_cpu_name() -> str:
     """LLVM's name for the host CPU, as TVM's LLVM sees it (e.g. 'znver5', 'sapphirerapids')."""
-    import tvm_ffi
-
     import tvm  # noqa: F401  (registers the LLVM functions)
+    import tvm_ffi
 
     override = os.environ.get("CONVBENCH_MCPU")
     name = override or str(tvm_ffi.get_global_func("tvm.codegen.llvm.GetHostCPUName")())

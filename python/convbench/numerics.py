@@ -20,5 +20,10 @@ def compare(got: Any, ref: Any, rtol: float) -> dict[str, Any]:
     scale = float(np.max(np.abs(ref64))) if ref64.size else 0.0
     rel_err = abs_err / scale if scale > 0 else abs_err
     ok = bool(np.isfinite(rel_err) and rel_err <= rtol)
-    return {"max_abs_err": abs_err, "max_rel_err": rel_err, "ref_max_abs": scale, "rtol": rtol,
-            "ok": ok}
+    return {
+        "max_abs_err": abs_err,
+        "max_rel_err": rel_err,
+        "ref_max_abs": scale,
+        "rtol": rtol,
+        "ok": ok,
+    }

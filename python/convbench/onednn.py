@@ -3,7 +3,8 @@
 A primitive line (oneDNN v3, comma-separated, no field contains a comma):
 
     onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,
-    <memory descriptors>,<attributes>,<auxiliary>,mb1_ic64oc64_ih108oh108kh3sh1dh0ph1_iw21ow21kw3sw1dw0pw1,0.605957
+    <memory descriptors>,<attributes>,<auxiliary>,
+    mb1_ic64oc64_ih108oh108kh3sh1dh0ph1_iw21ow21kw3sw1dw0pw1,0.605957   (one line)
 
 The last two fields are the problem descriptor and the time in ms (execution time for `exec`,
 creation time for `create:*`). `info`, `graph` and `create:dispatch` lines (an implementation
@@ -70,7 +71,11 @@ def parse_verbose(text: str | Iterable[str], skip_foreign: bool = False) -> list
         if i >= len(f):
             raise _error(lineno, line, "truncated line")
         kind = f[i]
-        if kind.startswith("info") or kind.startswith("create:dispatch") or kind.startswith("create:check"):
+        if (
+            kind.startswith("info")
+            or kind.startswith("create:dispatch")
+            or kind.startswith("create:check")
+        ):
             continue
         if kind not in _TIMED_KINDS:
             raise _error(lineno, line, f"unknown line kind {kind!r}")
@@ -88,8 +93,16 @@ def parse_verbose(text: str | Iterable[str], skip_foreign: bool = False) -> list
             raise _error(lineno, line, f"time {t!r} is not a number") from None
         if not 0.0 <= time_ms < float("inf"):
             raise _error(lineno, line, f"time {t!r} is not a finite non-negative number")
-        out.append({"kind": kind, "primitive": primitive, "impl": impl, "prop": prop,
-                    "descriptor": desc, "time_ms": time_ms})
+        out.append(
+            {
+                "kind": kind,
+                "primitive": primitive,
+                "impl": impl,
+                "prop": prop,
+                "descriptor": desc,
+                "time_ms": time_ms,
+            }
+        )
     return out
 
 
@@ -113,8 +126,23 @@ def matches(desc: str, w: Workload) -> bool:
     _, oh, ow, oc = w.output_shape
     (kh, kw), (sh, sw), (dh, dw) = w.spec.kernel, w.spec.strides, w.spec.dilation
     (pt, _), (pl, _) = w.spec.pads
-    want = {"mb": n, "ic": c, "oc": oc, "ih": h, "oh": oh, "kh": kh, "sh": sh, "dh": dh - 1,
-            "ph": pt, "iw": wd, "ow": ow, "kw": kw, "sw": sw, "dw": dw - 1, "pw": pl}
+    want = {
+        "mb": n,
+        "ic": c,
+        "oc": oc,
+        "ih": h,
+        "oh": oh,
+        "kh": kh,
+        "sh": sh,
+        "dh": dh - 1,
+        "ph": pt,
+        "iw": wd,
+        "ow": ow,
+        "kw": kw,
+        "sw": sw,
+        "dw": dw - 1,
+        "pw": pl,
+    }
     return d.get("g", 1) == 1 and all(d.get(k) == v for k, v in want.items())
 
 

@@ -14,15 +14,18 @@ __all__ = ["EVALUATOR_TOLERANCE", "ladder", "cross_checks"]
 
 EVALUATOR_TOLERANCE = 0.05  # native and evaluator time the same call: they must agree this well
 
-PYTHON_PATHS = {"tvm": ("cython", "python", "evaluator"),
-                "tf": ("eager", "function", "session", "session-feedless")}
+PYTHON_PATHS = {
+    "tvm": ("cython", "python", "evaluator"),
+    "tf": ("eager", "function", "session", "session-feedless"),
+}
 
 
 def _medians(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, float]]:
     out: dict[tuple[str, int, int], dict[str, float]] = {}
     for r in records:
         out.setdefault((r["workload"], r["batch"], r["threads"]), {})[
-            f"{r['backend']}/{r['path']}"] = r["median_s"]
+            f"{r['backend']}/{r['path']}"
+        ] = r["median_s"]
     return out
 
 
@@ -42,8 +45,13 @@ def ladder(records: list[dict[str, Any]], floor_s: float | None) -> list[dict[st
                 kernel = native - floor_s if floor_s is not None else None
             else:
                 kernel = m.get("tf/kernel")
-            entry: dict[str, Any] = {"workload": name, "batch": batch, "threads": threads,
-                                     "backend": backend, "native_us": native * 1e6}
+            entry: dict[str, Any] = {
+                "workload": name,
+                "batch": batch,
+                "threads": threads,
+                "backend": backend,
+                "native_us": native * 1e6,
+            }
             if kernel is not None:
                 entry["kernel"] = _rung(kernel, native)
                 entry["native_dispatch"] = _rung(native - kernel, native)
@@ -71,11 +79,15 @@ def cross_checks(records: list[dict[str, Any]]) -> list[str]:
             )
         kernel, tf_native = m.get("tf/kernel"), m.get("tf/native")
         if kernel and tf_native and kernel > tf_native:
-            warnings.append(f"{where}: tf/kernel ({kernel * 1e6:.2f} us) is slower than "
-                            f"tf/native ({tf_native * 1e6:.2f} us), which contains it")
+            warnings.append(
+                f"{where}: tf/kernel ({kernel * 1e6:.2f} us) is slower than "
+                f"tf/native ({tf_native * 1e6:.2f} us), which contains it"
+            )
         for path in PYTHON_PATHS["tf"]:
             t = m.get(f"tf/{path}")
             if t and tf_native and t < tf_native:
-                warnings.append(f"{where}: tf/{path} ({t * 1e6:.2f} us) is faster than "
-                                f"tf/native ({tf_native * 1e6:.2f} us), which it wraps")
+                warnings.append(
+                    f"{where}: tf/{path} ({t * 1e6:.2f} us) is faster than "
+                    f"tf/native ({tf_native * 1e6:.2f} us), which it wraps"
+                )
     return warnings

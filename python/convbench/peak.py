@@ -29,7 +29,7 @@ class PeakCache:
             return {}
 
     def get(self, threads: int) -> dict[str, Any]:
-        """{'isa', 'threads', 'gflops', 'cpus', 'cached'} for `threads` pinned as a run pins them."""
+        """{isa, threads, gflops, cpus, cached} for `threads` threads pinned as a run pins them."""
         plan = plan_cpus(threads)
         key = f"{cpu_model()}|{_core.peak_isa()}|{','.join(map(str, plan.cpus))}"
         entries = self._load()

@@ -29,7 +29,8 @@ def _by_cell(doc: dict[str, Any]) -> dict[tuple[str, int, int], dict[str, dict[s
     out: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
     for r in doc["records"]:
         out.setdefault((r["workload"], r["batch"], r["threads"]), {})[
-            f"{r['backend']}/{r['path']}"] = r
+            f"{r['backend']}/{r['path']}"
+        ] = r
     return out
 
 
@@ -44,17 +45,34 @@ def paths_table(doc: dict[str, Any]) -> Table:
     for col in ("workload", "batch", "thr", *paths):
         t.add_column(col, no_wrap=True)
     for (name, batch, threads), m in _by_cell(doc).items():
-        t.add_row(name, str(batch), str(threads),
-                  *[fmt_time(m[p]["median_s"]) if p in m else "-" for p in paths])
+        t.add_row(
+            name,
+            str(batch),
+            str(threads),
+            *[fmt_time(m[p]["median_s"]) if p in m else "-" for p in paths],
+        )
     return t
 
 
 def kernel_table(doc: dict[str, Any]) -> Table:
     """TVM's kernel against oneDNN's inside TF: the kernel question without any framework."""
-    t = Table(title="kernel against kernel: TVM native vs TF's oneDNN primitive "
-                    "(ratio > 1: TVM faster)")
-    for col in ("workload", "batch", "thr", "tvm/native", "GFLOP/s", "%peak", "tvm schedule",
-                "tf/kernel", "GFLOP/s", "%peak", "kernel ÷ native", "tf/eager ÷ tvm/native"):
+    t = Table(
+        title="kernel against kernel: TVM native vs TF's oneDNN primitive (ratio > 1: TVM faster)"
+    )
+    for col in (
+        "workload",
+        "batch",
+        "thr",
+        "tvm/native",
+        "GFLOP/s",
+        "%peak",
+        "tvm schedule",
+        "tf/kernel",
+        "GFLOP/s",
+        "%peak",
+        "kernel ÷ native",
+        "tf/eager ÷ tvm/native",
+    ):
         t.add_column(col, no_wrap=True)
 
     def pct(r: dict[str, Any]) -> str:
@@ -67,12 +85,18 @@ def kernel_table(doc: dict[str, Any]) -> Table:
         ratio = f"{tf['median_s'] / tvm['median_s']:.2f}" if tvm and tf else "-"
         eratio = f"{eager['median_s'] / tvm['median_s']:.2f}" if tvm and eager else "-"
         t.add_row(
-            name, str(batch), str(threads),
+            name,
+            str(batch),
+            str(threads),
             fmt_time(tvm["median_s"]) if tvm else "-",
-            f"{tvm['gflops']:.0f}" if tvm else "-", pct(tvm) if tvm else "-",
+            f"{tvm['gflops']:.0f}" if tvm else "-",
+            pct(tvm) if tvm else "-",
             (tvm.get("schedule") or "-").split(":")[0] if tvm else "-",
             fmt_time(tf["median_s"]) if tf else "-",
-            f"{tf['gflops']:.0f}" if tf else "-", pct(tf) if tf else "-", ratio, eratio,
+            f"{tf['gflops']:.0f}" if tf else "-",
+            pct(tf) if tf else "-",
+            ratio,
+            eratio,
         )
     return t
 
@@ -80,8 +104,15 @@ def kernel_table(doc: dict[str, Any]) -> Table:
 def ladder_table(doc: dict[str, Any]) -> Table:
     """Where the time goes: kernel, native dispatch, what each Python path adds over native."""
     t = Table(title="where the time goes (us, and share of that path's total)")
-    for col in ("workload", "batch", "thr", "backend", "kernel", "native dispatch",
-                "python paths: added over native"):
+    for col in (
+        "workload",
+        "batch",
+        "thr",
+        "backend",
+        "kernel",
+        "native dispatch",
+        "python paths: added over native",
+    ):
         t.add_column(col, no_wrap=True)
     for e in doc.get("overheads", []):
 
@@ -89,35 +120,63 @@ def ladder_table(doc: dict[str, Any]) -> Table:
             r = e.get(key)
             return f"{r['us']:.2f} ({r['share']:.0%})" if r else "-"
 
-        python = "  ".join(f"{p} +{v['us']:.2f} ({v['share']:.0%})"
-                           for p, v in e["python_overhead"].items())
-        t.add_row(e["workload"], str(e["batch"]), str(e["threads"]), e["backend"],
-                  rung("kernel"), rung("native_dispatch"), python)
+        python = "  ".join(
+            f"{p} +{v['us']:.2f} ({v['share']:.0%})" for p, v in e["python_overhead"].items()
+        )
+        t.add_row(
+            e["workload"],
+            str(e["batch"]),
+            str(e["threads"]),
+            e["backend"],
+            rung("kernel"),
+            rung("native_dispatch"),
+            python,
+        )
     return t
 
 
 def agreement_table(doc: dict[str, Any]) -> Table:
     """Two measurements of the same thing, side by side: they must agree."""
     t = Table(title="cross-checks: two measurements of the same call")
-    for col in ("workload", "batch", "thr", "tvm/native", "tvm/evaluator", "differ",
-                "tf/kernel", "ONEDNN_VERBOSE median", "differ"):
+    for col in (
+        "workload",
+        "batch",
+        "thr",
+        "tvm/native",
+        "tvm/evaluator",
+        "differ",
+        "tf/kernel",
+        "ONEDNN_VERBOSE median",
+        "differ",
+    ):
         t.add_column(col, no_wrap=True)
     for (name, batch, threads), m in _by_cell(doc).items():
         nat, ev, ker = m.get("tvm/native"), m.get("tvm/evaluator"), m.get("tf/kernel")
         d1 = f"{(nat['median_s'] - ev['median_s']) / ev['median_s']:+.1%}" if nat and ev else "-"
         raw = ker.get("verbose_median_s") if ker else None
         d2 = f"{(ker['median_s'] - raw) / raw:+.1%}" if ker and raw else "-"
-        t.add_row(name, str(batch), str(threads), fmt_time(nat["median_s"]) if nat else "-",
-                  fmt_time(ev["median_s"]) if ev else "-", d1,
-                  fmt_time(ker["median_s"]) if ker else "-", fmt_time(raw), d2)
+        t.add_row(
+            name,
+            str(batch),
+            str(threads),
+            fmt_time(nat["median_s"]) if nat else "-",
+            fmt_time(ev["median_s"]) if ev else "-",
+            d1,
+            fmt_time(ker["median_s"]) if ker else "-",
+            fmt_time(raw),
+            d2,
+        )
     return t
 
 
 def print_report(doc: dict[str, Any], console: Console) -> None:
     floor = doc.get("harness_overhead") or {}
     if floor.get("paths"):
-        console.print("per-call floor on an empty TVM kernel: " + ", ".join(
-            f"{k} {fmt_time(v['per_call_s'])}" for k, v in floor["paths"].items()), highlight=False)
+        console.print(
+            "per-call floor on an empty TVM kernel: "
+            + ", ".join(f"{k} {fmt_time(v['per_call_s'])}" for k, v in floor["paths"].items()),
+            highlight=False,
+        )
     if not doc["records"]:
         return
     console.print(paths_table(doc))

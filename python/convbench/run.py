@@ -53,10 +53,6 @@ class Cell:
     backend: str
     path: str
 
-    @property
-    def label(self) -> str:
-        return f"{self.workload.name} b{self.workload.batch} t{self.threads} {self.backend}/{self.path}"
-
 
 @dataclass
 class RunOptions:
@@ -84,7 +80,10 @@ def run_worker(task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "convbench.worker", str(task_path), str(result_path)],
-                capture_output=True, text=True, timeout=timeout_s, env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=env,
             )
         except subprocess.TimeoutExpired:
             raise WorkerError(f"timed out after {timeout_s:.0f} s") from None
@@ -211,21 +210,34 @@ class Runner:
                 try:
                     k = cache.conv(w, t)
                 except Exception as e:
-                    self._error("build", {"workload": w.name, "batch": w.batch, "threads": t},
-                                f"{type(e).__name__}: {e}")
+                    self._error(
+                        "build",
+                        {"workload": w.name, "batch": w.batch, "threads": t},
+                        f"{type(e).__name__}: {e}",
+                    )
                     continue
                 self.kernels[(w.key, t)] = k
                 if k.tuned_from is None:
                     untuned.setdefault(w.key, []).append(t)
-                entry = {"workload": w.name, "batch": w.batch, "threads": t, "path": str(k.path),
-                         "key": k.key, "schedule": k.schedule, "tuned": k.tuned_from is not None,
-                         "tuned_from": k.tuned_from, "cached": k.cached, "build_s": k.build_s}
+                entry = {
+                    "workload": w.name,
+                    "batch": w.batch,
+                    "threads": t,
+                    "path": str(k.path),
+                    "key": k.key,
+                    "schedule": k.schedule,
+                    "tuned": k.tuned_from is not None,
+                    "tuned_from": k.tuned_from,
+                    "cached": k.cached,
+                    "build_s": k.build_s,
+                }
                 if not any(e["key"] == k.key for e in self.doc["kernels"]):
                     self.emit("built", entry)
                 self.doc["kernels"].append(entry)
         if untuned and cache.tuning is not None:
-            which = "; ".join(f"{name} (threads {','.join(map(str, ts))})"
-                              for name, ts in untuned.items())
+            which = "; ".join(
+                f"{name} (threads {','.join(map(str, ts))})" for name, ts in untuned.items()
+            )
             self._warn(
                 f"untuned kernels use the default schedule: {which}. Tune them for this CPU "
                 f"with: convbench tune --shapes <file> --threads "
@@ -248,8 +260,12 @@ class Runner:
         self.save()
 
     def measure_overhead(self, empty: BuiltKernel) -> None:
-        task = {"kind": "overhead", "kernel_path": str(empty.path), "cpus": [self.available[0]],
-                "config": {**asdict(self.options.config), "min_sample_s": 0.05}}
+        task = {
+            "kind": "overhead",
+            "kernel_path": str(empty.path),
+            "cpus": [self.available[0]],
+            "config": {**asdict(self.options.config), "min_sample_s": 0.05},
+        }
         try:
             self.doc["harness_overhead"] = run_worker(task, self.options.cell_timeout_s)
             self.emit("overhead", self.doc["harness_overhead"])
@@ -267,9 +283,14 @@ class Runner:
             if k.key in seen:
                 seen[k.key]["threads"].append(t)
                 continue
-            task = {"kind": "check", "spec": w.spec.model_dump(mode="json"), "batch": w.batch,
-                    "kernel_path": str(k.path), "seed": self.options.seed,
-                    "rtol": self.options.rtol}
+            task = {
+                "kind": "check",
+                "spec": w.spec.model_dump(mode="json"),
+                "batch": w.batch,
+                "kernel_path": str(k.path),
+                "seed": self.options.seed,
+                "rtol": self.options.rtol,
+            }
             try:
                 result = run_worker(task, self.options.cell_timeout_s)
             except WorkerError as e:
@@ -285,17 +306,28 @@ class Runner:
     def measure(self, cell: Cell) -> dict[str, Any] | None:
         w = cell.workload
         plan = plan_cpus(cell.threads, self.available)
-        where = {"workload": w.name, "batch": w.batch, "threads": cell.threads,
-                 "backend": cell.backend, "path": cell.path}
+        where = {
+            "workload": w.name,
+            "batch": w.batch,
+            "threads": cell.threads,
+            "backend": cell.backend,
+            "path": cell.path,
+        }
         if plan.oversubscribed:
             self._warn(
                 f"{cell.threads} threads on {plan.available} available CPUs: cells with "
                 f"threads={cell.threads} are oversubscribed (flagged in their records)"
             )
         task: dict[str, Any] = {
-            "kind": "measure", "backend": cell.backend, "path": cell.path,
-            "spec": w.spec.model_dump(mode="json"), "batch": w.batch, "threads": cell.threads,
-            "cpus": list(plan.cpus), "available_cpus": plan.available, "seed": self.options.seed,
+            "kind": "measure",
+            "backend": cell.backend,
+            "path": cell.path,
+            "spec": w.spec.model_dump(mode="json"),
+            "batch": w.batch,
+            "threads": cell.threads,
+            "cpus": list(plan.cpus),
+            "available_cpus": plan.available,
+            "seed": self.options.seed,
             "config": asdict(self.options.config),
         }
         if cell.backend == "tvm":
@@ -338,7 +370,9 @@ class Runner:
         cache = KernelCache(self.options.cache_dir, tuning=TuningDatabase(self.options.tuning_dirs))
         self._start_doc(str(cache.target))
         self.save()
-        self.emit("start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)})
+        self.emit(
+            "start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)}
+        )
         try:
             empty = self.build(cache)
             self.measure_peaks(cache)

@@ -38,8 +38,26 @@ def _module(w: Workload) -> Any:
     (pt, pb), (pl, pr) = w.spec.pads
     (sh, sw), (dh, dw) = w.spec.strides, w.spec.dilation
     _, oh, ow, _ = w.output_shape
-    return _multi_block_module(n, h, wd, cin, cout, kh, kw, sh, sw, dh, dw, pt, pl,
-                               h + pt + pb, wd + pl + pr, oh, ow, has_pad=bool(pt or pb or pl or pr))
+    return _multi_block_module(
+        n,
+        h,
+        wd,
+        cin,
+        cout,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        h + pt + pb,
+        wd + pl + pr,
+        oh,
+        ow,
+        has_pad=bool(pt or pb or pl or pr),
+    )
 
 
 def scheduled_conv(w: Workload) -> Any:
@@ -50,9 +68,12 @@ def scheduled_conv(w: Workload) -> Any:
 def describe(w: Workload) -> str:
     """The schedule's name, version and the tile picked for `w` (part of the kernel cache key)."""
     cfg = pick_config(_module(w))
-    return f"{SCHEDULE_VERSION}:" + ",".join(f"{k}={cfg[k]}" for k in sorted(cfg) if cfg[k] is not None)
+    return f"{SCHEDULE_VERSION}:" + ",".join(
+        f"{k}={cfg[k]}" for k in sorted(cfg) if cfg[k] is not None
+    )
 
 
+# TVMScript templates, formatted then parsed: their long lines are TVMScript, kept whole.
 _HEAD_TEMPLATE = """
 @T.prim_func(s_tir=True)
 def main(data: T.Buffer(({N}, {H}, {W}, {Cin}), "float32"),
@@ -92,16 +113,36 @@ def channel_ranges(Cout):
     for name, lo, hi in (("conv", 0, c64), ("conv_mid", c64, c16), ("conv_tail", c16, Cout)):
         if hi > lo:
             rng.append((name, lo, hi))
-    if rng[0][0] != "conv":   # always have a block named "conv"
+    if rng[0][0] != "conv":  # always have a block named "conv"
         rng[0] = ("conv",) + rng[0][1:]
     return rng
 
 
-def _multi_block_module(N, H, W, Cin, Cout, KH, KW, sh, sw, dh, dw, pt, pl, HP, WP, OH, OW,
-                        has_pad):
+def _multi_block_module(
+    N, H, W, Cin, Cout, KH, KW, sh, sw, dh, dw, pt, pl, HP, WP, OH, OW, has_pad
+):
     from tvm.script import tirx as T
-    kw = dict(N=N, H=H, W=W, Cin=Cin, Cout=Cout, KH=KH, KW=KW, OH=OH, OW=OW, sh=sh, sw=sw,
-              dh=dh, dw=dw, HP=HP, WP=WP, pt=pt, pl=pl, src="pad" if has_pad else "data")
+
+    kw = dict(
+        N=N,
+        H=H,
+        W=W,
+        Cin=Cin,
+        Cout=Cout,
+        KH=KH,
+        KW=KW,
+        OH=OH,
+        OW=OW,
+        sh=sh,
+        sw=sw,
+        dh=dh,
+        dw=dw,
+        HP=HP,
+        WP=WP,
+        pt=pt,
+        pl=pl,
+        src="pad" if has_pad else "data",
+    )
     kw["pad_block"] = _PAD_BLOCK.format(**kw) if has_pad else ""
     src = _HEAD_TEMPLATE.format(**kw)
     for name, lo, hi in channel_ranges(Cout):
@@ -141,10 +182,12 @@ KNOWN_TILES = {
     (108, 21, 32, 32, 3, 3): dict(row_axis="ow", rows=7, ocv=2, icu=8, order="oc_outer"),
     (108, 21, 64, 64, 3, 3): dict(row_axis="ow", rows=7, ocv=2, icu=4, order="oc_outer"),
     (108, 11, 128, 128, 3, 3): dict(row_axis="ow", rows=11, ocv=2, icu=8, order="oc_outer"),
-    (54, 6, 192, 192, 3, 3): dict(row_axis="ow", rows=6, ocv=4, icu=4, order="ow_outer",
-                                  icb=32, oh_par=2),
-    (54, 6, 256, 256, 3, 3): dict(row_axis="ow", rows=6, ocv=4, icu=1, order="oc_outer",
-                                  icb=32, oh_par=2),
+    (54, 6, 192, 192, 3, 3): dict(
+        row_axis="ow", rows=6, ocv=4, icu=4, order="ow_outer", icb=32, oh_par=2
+    ),
+    (54, 6, 256, 256, 3, 3): dict(
+        row_axis="ow", rows=6, ocv=4, icu=1, order="oc_outer", icb=32, oh_par=2
+    ),
     (54, 1, 256, 1318, 1, 6): dict(row_axis="oh", rows=6, ocv=4, icu=1, order="oc_outer"),
 }
 
@@ -241,8 +284,9 @@ def _schedule_block(sch, conv, cfg, OH, OW, oc_extent, tail=False):
         par = [n, oco] if oco is not None else [n, oho]
     inner = [rowi] + ([ocv_l] if ocv_l is not None else []) + [oci]
     if cfg.get("icb") and cfg["row_axis"] == "ow" and oco is not None:
-        return _schedule_block_icb(sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici,
-                                   owo, rowi)
+        return _schedule_block_icb(
+            sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici, owo, rowi
+        )
     if cfg.get("red_order", "hwc") == "hcw":
         # kw innermost of the reduction (unrolled): the broadcasts of input columns can be
         # shared between (ow, kw) pairs
@@ -271,7 +315,6 @@ def _schedule_block(sch, conv, cfg, OH, OW, oc_extent, tail=False):
     sch.vectorize(wl[-1])
     if len(wl) - n_outer >= 2:
         sch.unroll(wl[-2])
-
 
 
 def _schedule_block_icb(sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici, owo, rowi):

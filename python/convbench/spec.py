@@ -46,7 +46,9 @@ class ConvSpec(BaseModel):
         if not isinstance(v, (list, tuple)) or len(v) != 4:
             raise ValueError(f"expected an NHWC shape [N, H, W, C], got {v!r}")
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
-            raise ValueError(f"every dimension of the NHWC input must be a positive integer, got {v}")
+            raise ValueError(
+                f"every dimension of the NHWC input must be a positive integer, got {v}"
+            )
         return v
 
     @field_validator("kernel", "strides", "dilation", mode="before")
@@ -63,13 +65,19 @@ class ConvSpec(BaseModel):
     def _padding(cls, v: Any) -> Any:
         if isinstance(v, str):
             if v not in ("SAME", "VALID"):
-                raise ValueError(f"expected SAME, VALID or [[top, bottom], [left, right]], got {v!r}")
+                raise ValueError(
+                    f"expected SAME, VALID or [[top, bottom], [left, right]], got {v!r}"
+                )
             return v
         ok = (
             isinstance(v, (list, tuple))
             and len(v) == 2
             and all(isinstance(side, (list, tuple)) and len(side) == 2 for side in v)
-            and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for side in v for p in side)
+            and all(
+                isinstance(p, int) and not isinstance(p, bool) and p >= 0
+                for side in v
+                for p in side
+            )
         )
         if not ok:
             raise ValueError(
@@ -80,7 +88,7 @@ class ConvSpec(BaseModel):
     @model_validator(mode="after")
     def _output_exists(self) -> ConvSpec:
         (ph0, ph1), (pw0, pw1) = self.pads
-        for axis, size, k, s, d, p in (
+        for axis, size, k, _stride, d, p in (
             ("height", self.input[1], self.kernel[0], self.strides[0], self.dilation[0], ph0 + ph1),
             ("width", self.input[2], self.kernel[1], self.strides[1], self.dilation[1], pw0 + pw1),
         ):
@@ -99,7 +107,9 @@ class ConvSpec(BaseModel):
             return ((0, 0), (0, 0))
         if self.padding == "SAME":
             out = []
-            for size, k, s, d in zip(self.input[1:3], self.kernel, self.strides, self.dilation):
+            for size, k, s, d in zip(
+                self.input[1:3], self.kernel, self.strides, self.dilation, strict=True
+            ):
                 extent = (k - 1) * d + 1
                 o = math.ceil(size / s)
                 total = max((o - 1) * s + extent - size, 0)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,11 @@ def _session(tf: Any, graph: Any, threads: int) -> Any:
 
 
 def tf_conv_callables(
-    tf: Any, w: Workload, data: np.ndarray, weight: np.ndarray, paths: tuple[str, ...] = TF_PYTHON_PATHS,
+    tf: Any,
+    w: Workload,
+    data: np.ndarray,
+    weight: np.ndarray,
+    paths: tuple[str, ...] = TF_PYTHON_PATHS,
     threads: int = 1,
 ) -> dict[str, Callable[[], Any]]:
     """Zero-argument callables, one per TF Python path, each running the conv on `data`/`weight`.
@@ -114,18 +119,27 @@ def tf_library_path() -> str:
 
     spec = importlib.util.find_spec("tensorflow")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("TensorFlow is not installed: the TF native paths need its C API "
-                           "(pip install tensorflow-cpu)")
+        raise RuntimeError(
+            "TensorFlow is not installed: the TF native paths need its C API "
+            "(pip install tensorflow-cpu)"
+        )
     for loc in spec.submodule_search_locations:
         lib = Path(loc) / "libtensorflow_cc.so.2"
         if lib.exists():
             return str(lib)
-    raise RuntimeError("the installed tensorflow has no libtensorflow_cc.so.2: cannot reach "
-                       "TF's C API")
+    raise RuntimeError(
+        "the installed tensorflow has no libtensorflow_cc.so.2: cannot reach TF's C API"
+    )
 
 
-def tf_native_conv(kind: str, w: Workload, data: np.ndarray, weight: np.ndarray,
-                   threads: int, lib: str | None = None) -> Any:
+def tf_native_conv(
+    kind: str,
+    w: Workload,
+    data: np.ndarray,
+    weight: np.ndarray,
+    threads: int,
+    lib: str | None = None,
+) -> Any:
     """TF's Conv2D through the C API from the C++ harness: kind 'eager' (TFE_Execute) or
     'graph' (a one-op graph, input fed, run with TF_SessionRun)."""
     from . import _core
@@ -134,11 +148,22 @@ def tf_native_conv(kind: str, w: Workload, data: np.ndarray, weight: np.ndarray,
     n, h, wd, c = w.input_shape
     kh, kw, _, o = w.weight_shape
     shape = {
-        "N": n, "H": h, "W": wd, "C": c, "KH": kh, "KW": kw, "O": o,
-        "stride_h": w.spec.strides[0], "stride_w": w.spec.strides[1],
-        "dil_h": w.spec.dilation[0], "dil_w": w.spec.dilation[1],
+        "N": n,
+        "H": h,
+        "W": wd,
+        "C": c,
+        "KH": kh,
+        "KW": kw,
+        "O": o,
+        "stride_h": w.spec.strides[0],
+        "stride_w": w.spec.strides[1],
+        "dil_h": w.spec.dilation[0],
+        "dil_w": w.spec.dilation[1],
         "padding": w.spec.padding if isinstance(w.spec.padding, str) else "EXPLICIT",
-        "pad_top": pt, "pad_bottom": pb, "pad_left": pl, "pad_right": pr,
+        "pad_top": pt,
+        "pad_bottom": pb,
+        "pad_left": pl,
+        "pad_right": pr,
     }
     return _core.TfNativeConv(lib or tf_library_path(), kind, shape, data, weight, threads)
 

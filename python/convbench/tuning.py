@@ -76,8 +76,9 @@ class TuningDatabase:
     def directory(self, root: Path, w: Workload, target: Any) -> Path:
         return root / target_key(target) / workload_key(w)
 
-    def lookup(self, w: Workload, target: Any, mod: Any,
-               honour_summary: bool = True) -> TunedSchedule | None:
+    def lookup(
+        self, w: Workload, target: Any, mod: Any, honour_summary: bool = True
+    ) -> TunedSchedule | None:
         """The best tuned schedule of `mod` for exactly this target, from the first root that
         has one; None when no root does, or (with `honour_summary`) when the finished tune found
         that the default schedule is faster."""
@@ -124,10 +125,9 @@ def tune_workload(
     the default-schedule kernel are both timed by the harness, and the summary records which
     one later runs use: a tuned kernel that loses to the default schedule is not used.
     """
-    from .kernels import KernelCache
     from tvm.s_tir import meta_schedule as ms
 
-    from .kernels import conv_module
+    from .kernels import KernelCache, conv_module
     from .machine import host_target
 
     target = host_target(threads)
@@ -148,9 +148,14 @@ def tune_workload(
     t0 = time.perf_counter()
     try:
         ms.tune_tir(
-            mod, target, str(d / "logs"), max_trials_global=trials,
-            num_trials_per_iter=min(64, trials), database=db,
-            num_tuning_cores=len(os.sched_getaffinity(0)), seed=0,
+            mod,
+            target,
+            str(d / "logs"),
+            max_trials_global=trials,
+            num_trials_per_iter=min(64, trials),
+            database=db,
+            num_tuning_cores=len(os.sched_getaffinity(0)),
+            seed=0,
         )
     finally:
         if saved is None:
@@ -167,10 +172,16 @@ def tune_workload(
     default_s = measure_kernel(w, threads, default.path)
     use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
     summary = {
-        "workload": w.key, "threads": threads, "target": str(target), "trials": trials,
-        "records": len(best), "tune_s": elapsed,
+        "workload": w.key,
+        "threads": threads,
+        "target": str(target),
+        "trials": trials,
+        "records": len(best),
+        "tune_s": elapsed,
         "metaschedule_best_s": min(best, default=None),  # MetaSchedule runner's own figure
-        "best_run_s": tuned_s, "default_run_s": default_s, "use": use,
+        "best_run_s": tuned_s,
+        "default_run_s": default_s,
+        "use": use,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (d / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -186,16 +197,31 @@ def measure_kernel(w: Workload, threads: int, kernel_path: Path) -> float:
     from .run import run_worker
 
     plan = plan_cpus(threads)
-    task = {"kind": "measure", "backend": "tvm", "path": "native",
-            "spec": w.spec.model_dump(mode="json"), "batch": w.batch, "threads": threads,
-            "cpus": list(plan.cpus), "available_cpus": plan.available, "seed": 0,
-            "kernel_path": str(kernel_path), "config": asdict(RunConfig())}
+    task = {
+        "kind": "measure",
+        "backend": "tvm",
+        "path": "native",
+        "spec": w.spec.model_dump(mode="json"),
+        "batch": w.batch,
+        "threads": threads,
+        "cpus": list(plan.cpus),
+        "available_cpus": plan.available,
+        "seed": 0,
+        "kernel_path": str(kernel_path),
+        "config": asdict(RunConfig()),
+    }
     return float(run_worker(task, 600)["median_s"])
 
 
-def tune_many(specs: list[Any], threads: list[int], batches: list[int], trials: int, root: Path,
-              cache_dir: Path | None = None,
-              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def tune_many(
+    specs: list[Any],
+    threads: list[int],
+    batches: list[int],
+    trials: int,
+    root: Path,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Tunes every (workload, batch, threads) in turn; a KeyboardInterrupt keeps what finished."""
     jobs = [(Workload(s, b), t) for s in specs for b in batches for t in threads]
     summaries = []
@@ -203,7 +229,9 @@ def tune_many(specs: list[Any], threads: list[int], batches: list[int], trials: 
         log(f"[{i}/{len(jobs)}] tuning {w.key} for {t} thread(s), {trials} trials")
         summary = tune_workload(w, t, trials, root, cache_dir, log=log)
         if not summary.get("skipped"):
-            log(f"[{i}/{len(jobs)}] {w.key} t{t}: best tuned {summary['best_run_s']}, default "
-                f"{summary['default_run_s']} -> {summary['use']} ({summary['tune_s']:.0f} s)")
+            log(
+                f"[{i}/{len(jobs)}] {w.key} t{t}: best tuned {summary['best_run_s']}, default "
+                f"{summary['default_run_s']} -> {summary['use']} ({summary['tune_s']:.0f} s)"
+            )
         summaries.append(summary)
     return summaries

@@ -52,7 +52,9 @@ def _other_threads_cpus() -> list[list[int]]:
     return sorted(list(c) for c in others)
 
 
-def _record(task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any]) -> dict[str, Any]:
+def _record(
+    task: dict[str, Any], w: Workload, timing: Any, extra: dict[str, Any]
+) -> dict[str, Any]:
     s = timing.summary
     return {
         "workload": w.name,
@@ -128,8 +130,12 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: Any) -> An
 
         mod = tvm.runtime.load_module(str(kernel.path))
         evaluator = mod.time_evaluator(
-            "main", tvm.cpu(0), number=1, repeat=config.samples,
-            min_repeat_ms=max(1, round(config.min_sample_s * 1000)), repeats_to_cooldown=0,
+            "main",
+            tvm.cpu(0),
+            number=1,
+            repeat=config.samples,
+            min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
+            repeats_to_cooldown=0,
         )
         results = list(evaluator(*(tvm.runtime.tensor(x) for x in arrays)).results)
         # TVM reports wall time only: no CPU clocks for this path.
@@ -238,16 +244,24 @@ def _measure_tf_kernel(task: dict[str, Any], w: Workload) -> dict[str, Any]:
         text = capture.read()
     times, primitives = per_call_times(parse_verbose(text, skip_foreign=True), w)
     if len(times) != n_calls:
-        raise RuntimeError(f"oneDNN reported {len(times)} calls for the {n_calls} made: is "
-                           "ONEDNN_VERBOSE honoured by this TensorFlow?")
+        raise RuntimeError(
+            f"oneDNN reported {len(times)} calls for the {n_calls} made: is "
+            "ONEDNN_VERBOSE honoured by this TensorFlow?"
+        )
     per_sample = len(times) // config.samples
-    means = [sum(times[i * per_sample:(i + 1) * per_sample]) / per_sample
-             for i in range(config.samples)]
+    means = [
+        sum(times[i * per_sample : (i + 1) * per_sample]) / per_sample
+        for i in range(config.samples)
+    ]
     timing = Timing(per_sample, means, [], [], -1, -1)
-    extra = {**pin, "primitives": primitives,
-             "primitives_summed": len(primitives) > 1, "calls_profiled": len(times),
-             # the plain median over every profiled call, as ONEDNN_VERBOSE alone would give it
-             "verbose_median_s": statistics.median(times)}
+    extra = {
+        **pin,
+        "primitives": primitives,
+        "primitives_summed": len(primitives) > 1,
+        "calls_profiled": len(times),
+        # the plain median over every profiled call, as ONEDNN_VERBOSE alone would give it
+        "verbose_median_s": statistics.median(times),
+    }
     return _record(task, w, timing, extra)
 
 
@@ -286,8 +300,13 @@ def _overhead(task: dict[str, Any]) -> dict[str, Any]:
     for path in ("native", "cython", "python", "evaluator"):
         timing = tvm_path_timer(path, kernel, [kernel.arg], _config(task))
         s = timing.summary
-        paths[path] = {"per_call_s": s["median"], "min_s": s["min"], "cv": s["cv"],
-                       "samples": s["n"], "iters_per_sample": timing.iters_per_sample}
+        paths[path] = {
+            "per_call_s": s["median"],
+            "min_s": s["min"],
+            "cv": s["cv"],
+            "samples": s["n"],
+            "iters_per_sample": timing.iters_per_sample,
+        }
     return {"per_call_s": paths["native"]["per_call_s"], "paths": paths, **pin}
 
 
@@ -311,7 +330,11 @@ def main(argv: list[str]) -> int:
     try:
         result: dict[str, Any] = {"ok": True, "result": run_task(task)}
     except Exception as e:  # reported to the parent as this cell's error
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+        }
     with open(result_path, "w") as f:
         json.dump(result, f)
     return 0

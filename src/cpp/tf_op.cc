@@ -214,6 +214,22 @@ void CopyOut(const TfApi& api, const TfConvShape& s, TF_Tensor* t, float* out) {
 std::vector<int64_t> ExplicitPads(const TfConvShape& s) {
   return {0, 0, s.pad_top, s.pad_bottom, s.pad_left, s.pad_right, 0, 0};
 }
+
+// Conv2D's attributes, through whichever setters the eager or the graph API provides.
+template <class SetType, class SetInts, class SetString>
+void SetConvAttrs(const TfConvShape& s, SetType set_type, SetInts set_ints, SetString set_string) {
+  set_type("T", TF_FLOAT);
+  const int64_t strides[4] = {1, s.stride_h, s.stride_w, 1};
+  const int64_t dil[4] = {1, s.dil_h, s.dil_w, 1};
+  set_ints("strides", strides, 4);
+  set_ints("dilations", dil, 4);
+  set_string("padding", s.padding);
+  if (s.padding == "EXPLICIT") {
+    auto p = ExplicitPads(s);
+    set_ints("explicit_paddings", p.data(), static_cast<int>(p.size()));
+  }
+  set_string("data_format", std::string("NHWC"));
+}
 }  // namespace
 
 // ------------------------------------------------------------------ eager
@@ -277,17 +293,12 @@ void TfEagerConv::SetupOp(void* vop) {
   Check(A, st, "TFE_OpAddInput(input)");
   A.TFE_OpAddInput(op, static_cast<TFE_TensorHandle*>(filt_h_), st);
   Check(A, st, "TFE_OpAddInput(filter)");
-  A.TFE_OpSetAttrType(op, "T", TF_FLOAT);
-  const int64_t strides[4] = {1, spec_.stride_h, spec_.stride_w, 1};
-  const int64_t dil[4] = {1, spec_.dil_h, spec_.dil_w, 1};
-  A.TFE_OpSetAttrIntList(op, "strides", strides, 4);
-  A.TFE_OpSetAttrIntList(op, "dilations", dil, 4);
-  A.TFE_OpSetAttrString(op, "padding", spec_.padding.data(), spec_.padding.size());
-  if (spec_.padding == "EXPLICIT") {
-    auto p = ExplicitPads(spec_);
-    A.TFE_OpSetAttrIntList(op, "explicit_paddings", p.data(), int(p.size()));
-  }
-  A.TFE_OpSetAttrString(op, "data_format", "NHWC", 4);
+  SetConvAttrs(
+      spec_, [&](const char* n, TF_DataType t) { A.TFE_OpSetAttrType(op, n, t); },
+      [&](const char* n, const int64_t* v, int k) { A.TFE_OpSetAttrIntList(op, n, v, k); },
+      [&](const char* n, const std::string& v) {
+        A.TFE_OpSetAttrString(op, n, v.data(), v.size());
+      });
 }
 
 void* TfEagerConv::Execute() {
@@ -367,17 +378,10 @@ TfGraphConv::TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& sp
     TF_OperationDescription* d = A.TF_NewOperation(g, "Conv2D", "conv");
     A.TF_AddInput(d, TF_Output{static_cast<TF_Operation*>(in_op_), 0});
     A.TF_AddInput(d, TF_Output{static_cast<TF_Operation*>(filt_op_), 0});
-    A.TF_SetAttrType(d, "T", TF_FLOAT);
-    const int64_t strides[4] = {1, spec_.stride_h, spec_.stride_w, 1};
-    const int64_t dil[4] = {1, spec_.dil_h, spec_.dil_w, 1};
-    A.TF_SetAttrIntList(d, "strides", strides, 4);
-    A.TF_SetAttrIntList(d, "dilations", dil, 4);
-    A.TF_SetAttrString(d, "padding", spec_.padding.data(), spec_.padding.size());
-    if (spec_.padding == "EXPLICIT") {
-      auto p = ExplicitPads(spec_);
-      A.TF_SetAttrIntList(d, "explicit_paddings", p.data(), int(p.size()));
-    }
-    A.TF_SetAttrString(d, "data_format", "NHWC", 4);
+    SetConvAttrs(
+        spec_, [&](const char* n, TF_DataType t) { A.TF_SetAttrType(d, n, t); },
+        [&](const char* n, const int64_t* v, int k) { A.TF_SetAttrIntList(d, n, v, k); },
+        [&](const char* n, const std::string& v) { A.TF_SetAttrString(d, n, v.data(), v.size()); });
     conv_op_ = A.TF_FinishOperation(d, st);
     Check(A, st, "TF_FinishOperation(Conv2D)");
 
