@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from convbench.harness import RunConfig
 from convbench.run import PATHS, Runner, RunOptions
@@ -295,3 +296,37 @@ def test_paths_option_selects_cells(tiny_shapes: Path, tmp_path: Path) -> None:
     assert k["verbose_median_s"] > 0
     bad = convbench("--shapes", str(tiny_shapes), "--paths", "tvm/fast", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown path(s) tvm/fast" in bad.stderr
+
+
+def test_compare_two_runs(cli_run, tmp_path: Path) -> None:
+    from convbench.compare import compare_runs
+
+    _, doc, _, cwd, _ = cli_run
+    rng = np.random.default_rng(0)
+    old = json.loads(json.dumps(doc))
+    for r in old["records"]:  # ten samples each, so that a change can be significant
+        r["wall_samples_s"] = list(r["median_s"] * (1 + 0.01 * rng.standard_normal(10)))
+    new = json.loads(json.dumps(old))
+    for r in new["records"]:
+        if r["backend"] == "tvm" and r["path"] == "native":
+            r["wall_samples_s"] = [t * 3 for t in r["wall_samples_s"]]
+            r["median_s"] *= 3
+    rows = {
+        (r["workload"], r["threads"], r["backend"], r["path"]): r for r in compare_runs(old, new)
+    }
+    assert len(rows) == len(doc["records"])
+    assert rows[("tiny_same", 1, "tvm", "native")]["verdict"] == "slower"
+    assert rows[("tiny_same", 1, "tvm", "native")]["ratio"] == pytest.approx(3)
+    assert rows[("tiny_same", 1, "tf", "eager")]["verdict"] == "no significant change"
+    # the CLI's own 3-sample run can never show a significant change, and says so
+    three = compare_runs(doc, doc)
+    assert all(r["verdict"].startswith("too few samples") for r in three)
+    paths = []
+    for name, d in (("old.json", old), ("new.json", new)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(d))
+    proc = convbench("compare", *map(str, paths), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "slower" in proc.stdout and "Mann-Whitney" in proc.stdout
+    bad = convbench("compare", str(paths[0]), str(tmp_path / "missing.json"), cwd=tmp_path)
+    assert bad.returncode == 2 and "not a convbench results file" in bad.stderr

@@ -325,22 +325,54 @@ def tune_main(argv: list[str]) -> int:
     return 0
 
 
-def report_main(argv: list[str]) -> int:
+def _read_results(path: Path, err: Console) -> dict[str, Any] | None:
     import json
 
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+            raise ValueError("no 'records' list")
+    except (OSError, ValueError) as e:
+        err.print(f"convbench: {path} is not a convbench results file ({e})", highlight=False)
+        return None
+    return doc
+
+
+def compare_main(argv: list[str]) -> int:
+    from .compare import compare_runs, compare_table
+
+    p = argparse.ArgumentParser(
+        prog="convbench compare",
+        description="Compare the cells two runs have in common, sample by sample.",
+    )
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    p.add_argument(
+        "--alpha",
+        type=_positive_float,
+        default=0.05,
+        help="significance level of the Mann-Whitney U test (0.05)",
+    )
+    args = p.parse_args(argv)
+    console, err = _consoles()
+    old, new = _read_results(args.old, err), _read_results(args.new, err)
+    if old is None or new is None:
+        return 2
+    rows = compare_runs(old, new, args.alpha)
+    n_old, n_new = len(old["records"]), len(new["records"])
+    console.print(compare_table(rows, n_old - len(rows), n_new - len(rows)))
+    return 0
+
+
+def report_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="convbench report", description="Print the tables of a results file again."
     )
     p.add_argument("results", type=Path, help="a JSON file written by convbench")
     args = p.parse_args(argv)
     console, err = _consoles()
-    try:
-        doc = json.loads(args.results.read_text())
-        doc["records"]  # noqa: B018  (a results file has records)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        err.print(
-            f"convbench: {args.results} is not a convbench results file ({e})", highlight=False
-        )
+    doc = _read_results(args.results, err)
+    if doc is None:
         return 2
     print_report(doc, console)
     return 0
@@ -352,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return tune_main(argv[1:])
     if argv and argv[0] == "report":
         return report_main(argv[1:])
+    if argv and argv[0] == "compare":
+        return compare_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     console, err = _consoles()

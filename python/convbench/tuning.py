@@ -223,6 +223,8 @@ def tune_many(
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Tunes every (workload, batch, threads) in turn; a KeyboardInterrupt keeps what finished."""
+    from .report import fmt_time
+
     jobs = [(Workload(s, b), t) for s in specs for b in batches for t in threads]
     summaries = []
     for i, (w, t) in enumerate(jobs, 1):
@@ -230,8 +232,9 @@ def tune_many(
         summary = tune_workload(w, t, trials, root, cache_dir, log=log)
         if not summary.get("skipped"):
             log(
-                f"[{i}/{len(jobs)}] {w.key} t{t}: best tuned {summary['best_run_s']}, default "
-                f"{summary['default_run_s']} -> {summary['use']} ({summary['tune_s']:.0f} s)"
+                f"[{i}/{len(jobs)}] {w.key} t{t}: best tuned {fmt_time(summary['best_run_s'])}, "
+                f"default {fmt_time(summary['default_run_s'])}: runs use the {summary['use']} "
+                f"kernel ({summary['tune_s']:.0f} s of tuning)"
             )
         summaries.append(summary)
     return summaries
