@@ -142,3 +142,18 @@ def test_default_schedules_are_correct_on_the_six_model_shapes(
             ConvKernel(built.path, w)(data, weight), tf_reference(tf, w, data, weight), rtol=1e-5
         )
         assert result["ok"], (spec.name, result)
+
+
+def test_tensorflow_not_installed_is_a_clear_error(monkeypatch) -> None:
+    import importlib.util
+
+    from convbench import tfconv
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow" else real(name, *a),
+    )
+    with pytest.raises(RuntimeError, match="TensorFlow is not installed"):
+        tfconv.tf_library_path()

@@ -242,6 +242,11 @@ class Runner:
                 f"untuned kernels use the default schedule: {which}. Tune them for this CPU "
                 f"with: convbench tune --shapes <file> --threads "
                 f"{','.join(map(str, self.options.threads))}"
+                + (
+                    f" --batch {','.join(map(str, self.options.batches))}"
+                    if self.options.batches != [1]
+                    else ""
+                )
             )
         self.save()
         return empty
