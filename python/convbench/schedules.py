@@ -68,9 +68,7 @@ def scheduled_conv(w: Workload) -> Any:
 def describe(w: Workload) -> str:
     """The schedule's name, version and the tile picked for `w` (part of the kernel cache key)."""
     cfg = pick_config(_module(w))
-    return f"{SCHEDULE_VERSION}:" + ",".join(
-        f"{k}={cfg[k]}" for k in sorted(cfg) if cfg[k] is not None
-    )
+    return f"{SCHEDULE_VERSION}:" + ",".join(f"{k}={cfg[k]}" for k in sorted(cfg))
 
 
 # TVMScript templates, formatted then parsed: their long lines are TVMScript, kept whole.
@@ -197,7 +195,7 @@ def pick_config(mod):
     (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(mod)
     key = (OH, OW, Cin, Cout, KH, KW)
     if key in KNOWN_TILES:
-        return dict(KNOWN_TILES[key], tail_rows=None)
+        return dict(KNOWN_TILES[key])
     row_axis = "ow" if OW >= 4 else "oh"
     rows_total = OW if row_axis == "ow" else OH
     nvec = max(1, Cout // VEC)
@@ -212,7 +210,7 @@ def pick_config(mod):
             best = (key, r, ocv)
     _, rows, ocv = best
     icu = 4 if Cin % 4 == 0 else 1
-    return dict(row_axis=row_axis, rows=rows, ocv=ocv, icu=icu, tail_rows=None)
+    return dict(row_axis=row_axis, rows=rows, ocv=ocv, icu=icu)
 
 
 def schedule_conv(mod, config=None):
@@ -287,12 +285,7 @@ def _schedule_block(sch, conv, cfg, OH, OW, oc_extent, tail=False):
         return _schedule_block_icb(
             sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici, owo, rowi
         )
-    if cfg.get("red_order", "hwc") == "hcw":
-        # kw innermost of the reduction (unrolled): the broadcasts of input columns can be
-        # shared between (ow, kw) pairs
-        sch.reorder(*outer, kh, ico, ici, kw, *inner)
-    else:
-        sch.reorder(*outer, kh, kw, ico, ici, *inner)
+    sch.reorder(*outer, kh, kw, ico, ici, *inner)
     # accumulator: local buffer holding one register tile, written back after the reduction
     wb = sch.cache_write(conv, 0, "local")
     sch.reverse_compute_at(wb, outer[-1])
@@ -304,8 +297,6 @@ def _schedule_block(sch, conv, cfg, OH, OW, oc_extent, tail=False):
     sch.unroll(rowi)
     if icu > 1:
         sch.unroll(ici)
-    if cfg.get("red_order", "hwc") == "hcw":
-        sch.unroll(kw)
     fused = sch.fuse(*par) if len(par) > 1 else par[0]
     sch.parallel(fused)
     sch.decompose_reduction(conv, kh)
