@@ -28,12 +28,15 @@ MANIFEST = "manifest.json"
 LIBRARY = "kernel.so"
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("CONVBENCH_CACHE_DIR")
-    if env:
-        return Path(env)
+def cache_home() -> Path:
+    """$XDG_CACHE_HOME/convbench, or ~/.cache/convbench."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "convbench"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("CONVBENCH_CACHE_DIR")
+    return Path(env) if env else cache_home()
 
 
 def conv_module(w: Workload) -> Any:
@@ -148,14 +151,7 @@ class KernelCache:
 
     def conv(self, w: Workload, threads: int | None = None) -> BuiltKernel:
         """The kernel of `w`: tuned for `threads` if the tuning database has it, else default."""
-        desc = {
-            "input": list(w.input_shape),
-            "weight": list(w.weight_shape),
-            "pads": [list(p) for p in w.spec.pads],
-            "strides": list(w.spec.strides),
-            "dilation": list(w.spec.dilation),
-            "dtype": "float32",
-        }
+        desc = {**w.problem(), "dtype": "float32"}
         if threads is not None and self.tuning is not None:
             from .machine import host_target
 
@@ -188,36 +184,28 @@ class KernelCache:
         identity = self._identity(name, workload, schedule, target)
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         entry = self.root / f"{_safe(name)}-{key}"
-        found = self._load(entry, key)
-        if found is not None:
-            return BuiltKernel(
-                found.name, found.path, key, schedule, True, found.build_s, tuned_from
-            )
-        if entry.exists():
-            shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
-        built = self._build(entry, key, identity, make, target)
-        return BuiltKernel(built.name, built.path, key, schedule, False, built.build_s, tuned_from)
+        cached_build_s = self._load(entry, key)
+        cached = cached_build_s is not None
+        if not cached:
+            if entry.exists():
+                shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
+        build_s = cached_build_s if cached else self._build(entry, key, identity, make, target)
+        return BuiltKernel(name, entry / LIBRARY, key, schedule, cached, build_s, tuned_from)
 
-    def _load(self, entry: Path, key: str) -> BuiltKernel | None:
+    def _load(self, entry: Path, key: str) -> float | None:
+        """The entry's original build time if it is whole and matches `key`, else None."""
         try:
             manifest = json.loads((entry / MANIFEST).read_text())
-            lib = entry / LIBRARY
-            if manifest.get("key") != key or _sha256(lib) != manifest.get("sha256"):
+            if manifest.get("key") != key or _sha256(entry / LIBRARY) != manifest.get("sha256"):
                 return None
-        except (OSError, ValueError, AttributeError):
+            return float(manifest.get("build_s", 0.0))
+        except (OSError, ValueError, AttributeError, TypeError):
             return None
-        return BuiltKernel(
-            manifest["identity"]["name"],
-            lib,
-            key,
-            manifest["identity"]["schedule"],
-            True,
-            float(manifest.get("build_s", 0.0)),
-        )
 
     def _build(
         self, entry: Path, key: str, identity: dict[str, Any], make: Any, target: Any
-    ) -> BuiltKernel:
+    ) -> float:
+        """Compiles and publishes the entry; returns the compile time."""
         import tvm
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -244,9 +232,7 @@ class KernelCache:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return BuiltKernel(
-            identity["name"], entry / LIBRARY, key, identity["schedule"], False, build_s
-        )
+        return build_s
 
 
 def _safe(name: str) -> str:

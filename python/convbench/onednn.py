@@ -122,28 +122,7 @@ def matches(desc: str, w: Workload) -> bool:
         d = parse_conv_descriptor(desc)
     except ValueError:
         return False
-    n, h, wd, c = w.input_shape
-    _, oh, ow, oc = w.output_shape
-    (kh, kw), (sh, sw), (dh, dw) = w.spec.kernel, w.spec.strides, w.spec.dilation
-    (pt, _), (pl, _) = w.spec.pads
-    want = {
-        "mb": n,
-        "ic": c,
-        "oc": oc,
-        "ih": h,
-        "oh": oh,
-        "kh": kh,
-        "sh": sh,
-        "dh": dh - 1,
-        "ph": pt,
-        "iw": wd,
-        "ow": ow,
-        "kw": kw,
-        "sw": sw,
-        "dw": dw - 1,
-        "pw": pl,
-    }
-    return d.get("g", 1) == 1 and all(d.get(k) == v for k, v in want.items())
+    return d.get("g", 1) == 1 and all(d.get(k) == v for k, v in w.benchdnn_fields().items())
 
 
 def per_call_times(records: list[dict[str, Any]], w: Workload) -> tuple[list[float], list[str]]:

@@ -20,13 +20,21 @@ PYTHON_PATHS = {
 }
 
 
-def _medians(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, float]]:
-    out: dict[tuple[str, int, int], dict[str, float]] = {}
+def by_cell(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Records grouped by (workload, batch, threads), then keyed by "backend/path"."""
+    out: dict[tuple[str, int, int], dict[str, Any]] = {}
     for r in records:
         out.setdefault((r["workload"], r["batch"], r["threads"]), {})[
             f"{r['backend']}/{r['path']}"
-        ] = r["median_s"]
+        ] = r
     return out
+
+
+def _medians(records: list[dict[str, Any]]) -> dict[tuple[str, int, int], dict[str, float]]:
+    return {
+        cell: {p: r["median_s"] for p, r in paths.items()}
+        for cell, paths in by_cell(records).items()
+    }
 
 
 def _rung(seconds: float, total: float) -> dict[str, float]:

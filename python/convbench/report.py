@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .overheads import by_cell
+
 __all__ = ["fmt_time", "kernel_table", "ladder_table", "paths_table", "print_report"]
 
 
@@ -25,15 +27,6 @@ def fmt_time(s: float | None) -> str:
     return f"{s * 1e9:.1f} ns"
 
 
-def _by_cell(doc: dict[str, Any]) -> dict[tuple[str, int, int], dict[str, dict[str, Any]]]:
-    out: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
-    for r in doc["records"]:
-        out.setdefault((r["workload"], r["batch"], r["threads"]), {})[
-            f"{r['backend']}/{r['path']}"
-        ] = r
-    return out
-
-
 def paths_table(doc: dict[str, Any]) -> Table:
     """Median per workload, batch and thread count, one column per path."""
     from .run import PATHS
@@ -44,7 +37,7 @@ def paths_table(doc: dict[str, Any]) -> Table:
     t = Table(title="median time per call, every path")
     for col in ("workload", "batch", "thr", *paths):
         t.add_column(col, no_wrap=True)
-    for (name, batch, threads), m in _by_cell(doc).items():
+    for (name, batch, threads), m in by_cell(doc["records"]).items():
         t.add_row(
             name,
             str(batch),
@@ -78,7 +71,7 @@ def kernel_table(doc: dict[str, Any]) -> Table:
     def pct(r: dict[str, Any]) -> str:
         return f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else "-"
 
-    for (name, batch, threads), m in _by_cell(doc).items():
+    for (name, batch, threads), m in by_cell(doc["records"]).items():
         tvm, tf, eager = m.get("tvm/native"), m.get("tf/kernel"), m.get("tf/eager")
         if tvm is None and tf is None:
             continue
@@ -150,7 +143,7 @@ def agreement_table(doc: dict[str, Any]) -> Table:
         "differ",
     ):
         t.add_column(col, no_wrap=True)
-    for (name, batch, threads), m in _by_cell(doc).items():
+    for (name, batch, threads), m in by_cell(doc["records"]).items():
         nat, ev, ker = m.get("tvm/native"), m.get("tvm/evaluator"), m.get("tf/kernel")
         d1 = f"{(nat['median_s'] - ev['median_s']) / ev['median_s']:+.1%}" if nat and ev else "-"
         raw = ker.get("verbose_median_s") if ker else None

@@ -96,6 +96,35 @@ def run_worker(task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     return dict(result["result"])
 
 
+def measure_task(
+    w: Workload,
+    threads: int,
+    backend: str,
+    path: str,
+    config: RunConfig,
+    seed: int = 0,
+    kernel_path: Path | None = None,
+    available: list[int] | None = None,
+) -> dict[str, Any]:
+    """The worker task that measures one cell, its threads planned on the available CPUs."""
+    plan = plan_cpus(threads, available)
+    task: dict[str, Any] = {
+        "kind": "measure",
+        "backend": backend,
+        "path": path,
+        "spec": w.spec.model_dump(mode="json"),
+        "batch": w.batch,
+        "threads": threads,
+        "cpus": list(plan.cpus),
+        "available_cpus": plan.available,
+        "seed": seed,
+        "config": asdict(config),
+    }
+    if kernel_path is not None:
+        task["kernel_path"] = str(kernel_path)
+    return task
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("apache-tvm", "apache-tvm-ffi", "tensorflow-cpu", "tensorflow", "numpy"):
@@ -323,27 +352,23 @@ class Runner:
                 f"{cell.threads} threads on {plan.available} available CPUs: cells with "
                 f"threads={cell.threads} are oversubscribed (flagged in their records)"
             )
-        task: dict[str, Any] = {
-            "kind": "measure",
-            "backend": cell.backend,
-            "path": cell.path,
-            "spec": w.spec.model_dump(mode="json"),
-            "batch": w.batch,
-            "threads": cell.threads,
-            "cpus": list(plan.cpus),
-            "available_cpus": plan.available,
-            "seed": self.options.seed,
-            "config": asdict(self.options.config),
-        }
-        if cell.backend == "tvm":
-            k = self.kernels.get((w.key, cell.threads))
-            if k is None:
-                self._error("measure", where, "no kernel: its build failed (see the build error)")
-                return None
-            task["kernel_path"] = str(k.path)
+        k = self.kernels.get((w.key, cell.threads)) if cell.backend == "tvm" else None
+        if cell.backend == "tvm" and k is None:
+            self._error("measure", where, "no kernel: its build failed (see the build error)")
+            return None
+        task = measure_task(
+            w,
+            cell.threads,
+            cell.backend,
+            cell.path,
+            self.options.config,
+            self.options.seed,
+            k.path if k is not None else None,
+            self.available,
+        )
         try:
             record = run_worker(task, self.options.cell_timeout_s)
-            if cell.backend == "tvm":
+            if k is not None:
                 record.update(schedule=k.schedule, tuned=k.tuned_from is not None)
         except WorkerError as e:
             self._error("measure", where, str(e))

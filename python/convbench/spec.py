@@ -158,20 +158,51 @@ class Workload:
         kh, kw = self.spec.kernel
         return 2 * n * oh * ow * oc * self.spec.input[3] * kh * kw
 
-    @property
-    def benchdnn(self) -> str:
-        """oneDNN benchdnn problem descriptor, e.g. mb1ic64ih108iw21oc64oh108ow21kh3kw3ph1pw1."""
+    def benchdnn_fields(self) -> dict[str, int]:
+        """The problem as oneDNN describes it: dilation counted from 0, top/left pads only."""
         n, h, w, c = self.input_shape
         _, oh, ow, oc = self.output_shape
         (kh, kw), (sh, sw), (dh, dw) = self.spec.kernel, self.spec.strides, self.spec.dilation
         (pt, _), (pl, _) = self.spec.pads
-        d = f"mb{n}ic{c}ih{h}iw{w}oc{oc}oh{oh}ow{ow}kh{kh}kw{kw}"
-        if (sh, sw) != (1, 1):
-            d += f"sh{sh}sw{sw}"
-        d += f"ph{pt}pw{pl}"
-        if (dh, dw) != (1, 1):  # benchdnn counts dilation from 0
-            d += f"dh{dh - 1}dw{dw - 1}"
+        return {
+            "mb": n,
+            "ic": c,
+            "ih": h,
+            "iw": w,
+            "oc": oc,
+            "oh": oh,
+            "ow": ow,
+            "kh": kh,
+            "kw": kw,
+            "sh": sh,
+            "sw": sw,
+            "ph": pt,
+            "pw": pl,
+            "dh": dh - 1,
+            "dw": dw - 1,
+        }
+
+    @property
+    def benchdnn(self) -> str:
+        """oneDNN benchdnn problem descriptor, e.g. mb1ic64ih108iw21oc64oh108ow21kh3kw3ph1pw1."""
+        f = self.benchdnn_fields()
+        d = "".join(f"{k}{f[k]}" for k in ("mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw"))
+        if (f["sh"], f["sw"]) != (1, 1):
+            d += f"sh{f['sh']}sw{f['sw']}"
+        d += f"ph{f['ph']}pw{f['pw']}"
+        if (f["dh"], f["dw"]) != (0, 0):
+            d += f"dh{f['dh']}dw{f['dw']}"
         return d
+
+    def problem(self) -> dict[str, Any]:
+        """What determines the computation: the identity a kernel or a tuning record is kept by."""
+        return {
+            "input_shape": list(self.input_shape),
+            "weight_shape": list(self.weight_shape),
+            "pads": [list(p) for p in self.spec.pads],
+            "strides": list(self.spec.strides),
+            "dilation": list(self.spec.dilation),
+        }
 
     def describe(self) -> dict[str, Any]:
         """The workload as it appears in the JSON's `workloads` section."""
@@ -179,16 +210,12 @@ class Workload:
             "name": self.name,
             "kind": "conv",
             "batch": self.batch,
-            "input_shape": list(self.input_shape),
-            "weight_shape": list(self.weight_shape),
+            **self.problem(),
             "output_shape": list(self.output_shape),
             "kernel": list(self.spec.kernel),
-            "strides": list(self.spec.strides),
             "padding": self.spec.padding
             if isinstance(self.spec.padding, str)
             else [list(p) for p in self.spec.padding],
-            "pads": [list(p) for p in self.spec.pads],
-            "dilation": list(self.spec.dilation),
             "count": self.spec.count,
             "flops": self.flops,
             "benchdnn": self.benchdnn,

@@ -39,11 +39,10 @@ SHIPPED_DB = Path(__file__).parent / "tuning_db"
 
 
 def default_db_dir() -> Path:
+    from .kernels import cache_home
+
     env = os.environ.get("CONVBENCH_TUNING_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "convbench" / "tuning"
+    return Path(env) if env else cache_home() / "tuning"
 
 
 def target_key(target: Any) -> str:
@@ -55,9 +54,7 @@ def target_key(target: Any) -> str:
 
 
 def workload_key(w: Workload) -> str:
-    d = w.describe()
-    ident = {k: d[k] for k in ("input_shape", "weight_shape", "pads", "strides", "dilation")}
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps(w.problem(), sort_keys=True).encode()).hexdigest()[:10]
     return f"{w.key}-{digest}"
 
 
@@ -190,26 +187,10 @@ def tune_workload(
 
 def measure_kernel(w: Workload, threads: int, kernel_path: Path) -> float:
     """Median time of a kernel at `threads`, measured exactly as a run measures it."""
-    from dataclasses import asdict
-
     from .harness import RunConfig
-    from .machine import plan_cpus
-    from .run import run_worker
+    from .run import measure_task, run_worker
 
-    plan = plan_cpus(threads)
-    task = {
-        "kind": "measure",
-        "backend": "tvm",
-        "path": "native",
-        "spec": w.spec.model_dump(mode="json"),
-        "batch": w.batch,
-        "threads": threads,
-        "cpus": list(plan.cpus),
-        "available_cpus": plan.available,
-        "seed": 0,
-        "kernel_path": str(kernel_path),
-        "config": asdict(RunConfig()),
-    }
+    task = measure_task(w, threads, "tvm", "native", RunConfig(), kernel_path=kernel_path)
     return float(run_worker(task, 600)["median_s"])
 
 
