@@ -79,3 +79,30 @@ def test_descriptor_fields() -> None:
     assert (d["mb"], d["ic"], d["oc"], d["kw"], d["ow"]) == (1, 256, 1318, 6, 1)
     with pytest.raises(ValueError):
         parse_conv_descriptor("mb1ic64")
+
+
+def test_cross_checks_compare_each_python_path_with_the_rung_it_wraps() -> None:
+    from convbench.overheads import cross_checks
+
+    def rec(path: str, us: float) -> dict:
+        return {
+            "workload": "w",
+            "batch": 1,
+            "threads": 1,
+            "backend": "tf",
+            "path": path,
+            "median_s": us * 1e-6,
+        }
+
+    records = [
+        rec("kernel", 90),
+        rec("native", 100),
+        rec("native-graph", 70),
+        rec("eager", 95),
+        rec("session", 80),
+    ]
+    warnings = cross_checks(records)
+    assert any("tf/eager (95.00 us) is faster than tf/native" in w for w in warnings)
+    # a session wraps the graph rung (70 us), not the eager one: 80 us is no contradiction
+    assert not any("tf/session" in w for w in warnings)
+    assert not any("tf/kernel" in w for w in warnings)
