@@ -156,10 +156,10 @@ def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _conv_shapes(mod):
-    """(N, OH, OW, Cout), (KH, KW, Cin, Cout) read from the 'conv' block."""
-    sch = s_tir.Schedule(mod)
-    blk = sch.get(sch.get_sblock("conv"))
+def _conv_shapes(mod, conv="conv"):
+    """(N, OH, OW, Cout), (KH, KW, Cin, Cout) read from the conv block."""
+    sch = mod if isinstance(mod, s_tir.Schedule) else s_tir.Schedule(mod)
+    blk = sch.get(sch.get_sblock(conv))
     out = [int(x) for x in blk.writes[0].source.shape]
     wgt = [int(x) for x in blk.reads[-1].source.shape]
     return out, wgt
@@ -190,9 +190,9 @@ KNOWN_TILES = {
 }
 
 
-def pick_config(mod):
+def pick_config(mod, conv="conv"):
     """Register tile = rows (along OW, or OH when OW is tiny) x (ocv * 16) output channels."""
-    (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(mod)
+    (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(mod, conv)
     key = (OH, OW, Cin, Cout, KH, KW)
     if key in KNOWN_TILES:
         return dict(KNOWN_TILES[key])
@@ -215,18 +215,27 @@ def pick_config(mod):
 
 def schedule_conv(mod, config=None):
     """Apply the hand-written schedule. `config` may override keys of pick_config(mod)."""
-    cfg = dict(pick_config(mod))
+    sch = s_tir.Schedule(mod)
+    _schedule_conv_in(sch, "conv", "pad", config)
+    return sch.mod
+
+
+def _schedule_conv_in(sch, conv_name, pad_name, config=None):
+    """Schedule the conv block `conv_name` (and its padding block, if any) of `sch` in place;
+    returns the block that writes the conv's result back from the register tile (None for the
+    multi-block form)."""
+    cfg = dict(pick_config(sch, conv_name))
     if config:
         cfg.update(config)
-    (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(mod)
-    sch = s_tir.Schedule(mod)
-    conv = sch.get_sblock("conv")
-    pad = sch.get_sblock("pad") if _has_block(sch, "pad") else None
+    (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(sch, conv_name)
+    conv = sch.get_sblock(conv_name)
+    pad = sch.get_sblock(pad_name) if _has_block(sch, pad_name) else None
+    wb = None
 
     if not (_has_block(sch, "conv_tail") or _has_block(sch, "conv_mid")):
         if Cout % (cfg["ocv"] * VEC):
             cfg["ocv"] = 1
-        _schedule_block(sch, conv, cfg, OH, OW, oc_extent=Cout)
+        wb = _schedule_block(sch, conv, cfg, OH, OW, oc_extent=Cout)
     else:
         # multi-block module (Cout % 16 != 0): each channel range is scheduled on its own
         for name, lo, hi in channel_ranges(Cout):
@@ -250,7 +259,7 @@ def schedule_conv(mod, config=None):
             sch.vectorize(ci)
         else:
             sch.vectorize(c)
-    return sch.mod
+    return wb
 
 
 def _has_block(sch, name):
@@ -306,6 +315,7 @@ def _schedule_block(sch, conv, cfg, OH, OW, oc_extent, tail=False):
     sch.vectorize(wl[-1])
     if len(wl) - n_outer >= 2:
         sch.unroll(wl[-2])
+    return wb
 
 
 def _schedule_block_icb(sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici, owo, rowi):
@@ -329,3 +339,4 @@ def _schedule_block_icb(sch, conv, cfg, n, oh, oco, ocv_l, oci, kh, kw, ico, ici
     sch.decompose_reduction(conv, ico2)
     wl = sch.get_loops(wb)
     sch.vectorize(wl[-1])
+    return wb

@@ -227,6 +227,7 @@ class _SpecFile(BaseModel):
 
     version: Literal[1] = 1
     convs: list[ConvSpec] = Field(min_length=1)
+    model: dict[str, Any] | None = None  # validated by convbench.model.parse_model
 
     @model_validator(mode="after")
     def _unique_names(self) -> _SpecFile:

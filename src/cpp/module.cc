@@ -9,6 +9,7 @@
 
 #include "affinity.h"
 #include "peak.h"
+#include "relax_vm.h"
 #include "runner.h"
 #include "statistics.h"
 #include "tf_op.h"
@@ -236,6 +237,44 @@ PYBIND11_MODULE(_core, m) {
             {
               py::gil_scoped_release release;
               m = k.Time(views, c);
+            }
+            return ToDict(m);
+          },
+          py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+          py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+
+  // A Relax VM executable: `inputs` are the entry's arguments, `output` the one tensor it returns
+  // (copied into the caller's array by `call`; dropped after each call by `time`).
+  py::class_<RelaxVm, std::shared_ptr<RelaxVm>>(m, "RelaxVm")
+      .def(py::init([](const std::string& path, const std::vector<py::tuple>& inputs,
+                       const py::tuple& output, const std::string& entry) {
+             std::vector<ArgSpec> s;
+             for (const auto& t : inputs) s.push_back(ToSpec(t));
+             return std::make_shared<RelaxVm>(path, std::move(s), ToSpec(output), entry);
+           }),
+           py::arg("path"), py::arg("inputs"), py::arg("output"), py::arg("entry") = "main")
+      .def_property_readonly("path", &RelaxVm::path)
+      .def_property_readonly("entry", &RelaxVm::entry)
+      .def("check", [](const RelaxVm& vm, const py::sequence& a) { vm.Check(ToViews(a)); })
+      .def(
+          "call",
+          [](const RelaxVm& vm, const py::sequence& a, const py::handle& out) {
+            auto views = ToViews(a);
+            ArrayView out_view = ToView(out, views.size());
+            py::gil_scoped_release release;
+            vm.Call(views, out_view);
+          },
+          py::arg("inputs"), py::arg("out"))
+      .def(
+          "time",
+          [](const RelaxVm& vm, const py::sequence& a, double warmup_s, double min_sample_s,
+             int samples, std::int64_t max_iters) {
+            auto views = ToViews(a);
+            RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+            Measurement m;
+            {
+              py::gil_scoped_release release;
+              m = vm.Time(views, c);
             }
             return ToDict(m);
           },

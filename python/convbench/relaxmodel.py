@@ -1,0 +1,270 @@
+"""TVM's side of a model graph: a Relax module built node by node from model.Graph with the same
+weights as TF, lowered with or without Relax's operator fusion, every PrimFunc given the
+hand-written schedule (schedules.py), compiled for the host and exported as one `.so`.
+
+Next to the library the build writes `plan.json` and `constants.npz`: the sequence of compiled
+functions the VM calls, with where each argument comes from (the input, an earlier call, a
+constant). The per-layer timer replays that sequence on the real intermediates, one function at a
+time, from the same library.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import Graph
+from .schedules import VEC
+
+__all__ = ["LayerPlan", "build_relax", "lower", "relax_module"]
+
+
+def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
+    """`main(x)` computing g.output from g.input; weights are constants, so the BN's
+    gamma * rsqrt(var + eps) is folded at compile time, as TF's grappler folds it."""
+    import tvm
+    from tvm import relax
+    from tvm.relax import op as R
+
+    def const(a: np.ndarray) -> Any:
+        return relax.const(np.ascontiguousarray(a, dtype=np.float32))
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((batch, *g.input_shape[1:]), "float32"))
+    eps = relax.const(np.float32(g.bn_epsilon))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            vals: dict[str, Any] = {g.input: x}
+            for n in g.nodes:
+                if n.kind == "input":
+                    continue
+                a = [vals[i] for i in n.inputs]
+                if n.kind == "conv":
+                    assert n.conv is not None
+                    (pt, pb), (pl, pr) = n.conv.pads
+                    w = weights[n.params[0]]
+                    cout = w.shape[3]
+                    pad_c = -cout % VEC
+                    if pad_c:
+                        # Output channels padded to a multiple of the vector width and sliced
+                        # back: a predicated channel tail compiles to scalar code.
+                        w = np.concatenate([w, np.zeros((*w.shape[:3], pad_c), w.dtype)], axis=3)
+                    y = bb.emit(
+                        R.nn.conv2d(
+                            a[0],
+                            const(w),
+                            strides=n.conv.strides,
+                            padding=(pt, pl, pb, pr),
+                            dilation=n.conv.dilation,
+                            data_layout="NHWC",
+                            kernel_layout="HWIO",
+                        )
+                    )
+                    if pad_c:
+                        y = bb.emit(R.strided_slice(y, axes=[3], begin=[0], end=[cout]))
+                elif n.kind == "bn":
+                    gamma, beta, mean, var = (const(weights[p]) for p in n.params)
+                    # tf.nn.batch_normalization's form: x * inv + (beta - mean * inv)
+                    inv = R.multiply(R.rsqrt(R.add(var, eps)), gamma)
+                    y = bb.emit(R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv))))
+                elif n.kind == "relu":
+                    y = bb.emit(R.nn.relu(a[0]))
+                elif n.kind == "add":
+                    y = bb.emit(R.add(a[0], a[1]))
+                elif n.kind == "bias_add":
+                    y = bb.emit(R.add(a[0], const(weights[n.params[0]])))
+                else:
+                    raise ValueError(f"node '{n.name}': no Relax lowering for kind '{n.kind}'")
+                vals[n.name] = y
+            out = bb.emit_output(vals[g.output])
+        bb.emit_func_output(out)
+    return tvm.IRModule(bb.get().functions)
+
+
+def lower(mod: Any, fuse: bool = True) -> Any:
+    """Relax ops -> call_tir of PrimFuncs (fused as Relax's FuseOps groups them, or one per op),
+    every PrimFunc scheduled."""
+    import tvm
+    from tvm import relax
+
+    passes = [relax.transform.FoldConstant(), relax.transform.LegalizeOps()]
+    passes += [relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant()]
+    if fuse:
+        passes += [relax.transform.FuseOps(), relax.transform.FuseTIR()]
+    passes += [relax.transform.DeadCodeElimination()]
+    mod = tvm.transform.Sequential(passes)(mod)
+    return schedule_module(mod)
+
+
+def schedule_module(mod: Any) -> Any:
+    """Every PrimFunc of `mod` scheduled: conv functions with the conv schedule and their
+    element-wise epilogue computed in the register tile's write-back; the rest as parallel,
+    vectorised element-wise loops."""
+    import tvm
+    import tvm_ffi
+    from tvm import s_tir, tirx
+
+    out = {}
+    done: dict[Any, Any] = {}
+    for gv, func in mod.functions.items():
+        if not isinstance(func, tirx.PrimFunc):
+            out[gv] = func
+            continue
+        h = tvm_ffi.structural_hash(func)
+        cached = done.get(h)
+        if cached is not None and tvm_ffi.structural_equal(cached[0], func):
+            out[gv] = cached[1]
+            continue
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        _schedule_func(sch)
+        scheduled = sch.mod["main"]
+        done[h] = (func, scheduled)
+        out[gv] = scheduled
+    return tvm.IRModule(out, attrs=mod.attrs)
+
+
+def _blocks(sch: Any) -> list[Any]:
+    root = sch.get_sblock("root") if _has(sch, "root") else None
+    if root is None:
+        raise ValueError("PrimFunc without a root block")
+    return list(sch.get_child_blocks(root))
+
+
+def _has(sch: Any, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _is_reduction(sch: Any, blk: Any) -> bool:
+    from tvm import tirx
+
+    return any(iv.iter_type == tirx.IterVar.CommReduce for iv in sch.get(blk).iter_vars)
+
+
+def _schedule_func(sch: Any) -> None:
+    from .schedules import _schedule_conv_in
+
+    blocks = _blocks(sch)
+    names = [sch.get(b).name_hint for b in blocks]
+    red = [i for i, b in enumerate(blocks) if _is_reduction(sch, b)]
+    if not red:
+        _schedule_elementwise(sch, blocks)
+        return
+    if len(red) > 1:
+        raise ValueError(f"a PrimFunc with {len(red)} reductions ({names}) has no schedule here")
+    ci = red[0]
+    pads = [names[i] for i in range(ci) if names[i].startswith("pad")]
+    epilogue = blocks[ci + 1 :]
+    # Fold the element-wise chain into its last block, then into the tile's write-back.
+    for b in epilogue[:-1]:
+        sch.compute_inline(b)
+    wb = _schedule_conv_in(sch, names[ci], pads[0] if pads else "__none__")
+    if epilogue:
+        last = epilogue[-1]
+        if wb is None:
+            raise ValueError("a fused multi-block conv has no single write-back for its epilogue")
+        sch.reverse_compute_inline(last)
+
+
+def _schedule_elementwise(sch: Any, blocks: list[Any]) -> None:
+    for b in blocks[:-1]:
+        sch.compute_inline(b)
+    last = blocks[-1]
+    loops = sch.get_loops(last)
+    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    total = int(sch.get(fused).extent)
+    if total % VEC == 0 and total >= VEC:
+        outer, inner = sch.split(fused, [None, VEC])
+        sch.parallel(outer)
+        sch.vectorize(inner)
+    else:
+        sch.parallel(fused)
+
+
+# ------------------------------------------------------------------------------------------------
+# Build, export and the call plan
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class LayerPlan:
+    """The compiled functions the VM calls, in order. An argument is ["input"], ["call", k] (the
+    output of call k) or ["const", j] (constants.npz's array j); the last argument of every call
+    is its own output."""
+
+    calls: list[dict[str, Any]]
+    constants: list[np.ndarray]
+
+    def save(self, directory: Path) -> None:
+        (directory / "plan.json").write_text(json.dumps({"calls": self.calls}, indent=1))
+        np.savez(directory / "constants.npz", *self.constants)
+
+    @classmethod
+    def load(cls, directory: Path) -> LayerPlan:
+        calls = json.loads((directory / "plan.json").read_text())["calls"]
+        with np.load(directory / "constants.npz") as z:
+            consts = [z[f"arr_{i}"] for i in range(len(z.files))]
+        return cls(calls, consts)
+
+
+def call_plan(mod: Any) -> LayerPlan:
+    """Reads the call_tir sequence of `main` (after lower()): function, argument sources, shapes."""
+    import tvm
+    from tvm import relax
+
+    main = mod["main"]
+    params = {p: "input" for p in main.params}
+    calls: list[dict[str, Any]] = []
+    consts: list[np.ndarray] = []
+    produced: dict[Any, int] = {}
+    alias: dict[Any, Any] = {}
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    for block in main.body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Var):
+                alias[binding.var] = alias.get(value, value)
+                continue
+            if not isinstance(value, tvm.ir.Call):
+                raise ValueError(f"unexpected binding in main: {type(value).__name__}")
+            if not value.op.same_as(call_tir):
+                raise ValueError(f"main calls {value.op}, not a compiled function")
+            func_gv, args = value.args[0], value.args[1]
+            srcs = []
+            for a in args.fields:
+                a = alias.get(a, a)
+                if isinstance(a, tvm.ir.expr.Constant):
+                    consts.append(a.value.numpy())
+                    srcs.append(["const", len(consts) - 1])
+                elif a in params:
+                    srcs.append(["input"])
+                elif a in produced:
+                    srcs.append(["call", produced[a]])
+                else:
+                    raise ValueError(f"argument {a} of {func_gv.name_hint} has no known source")
+            shape = [int(d) for d in binding.var.ty.shape.values]
+            produced[binding.var] = len(calls)
+            calls.append({"func": func_gv.name_hint, "args": srcs, "shape": shape})
+    return LayerPlan(calls, consts)
+
+
+def build_relax(
+    g: Graph, batch: int, target: Any, out_dir: Path, fuse: bool = True
+) -> dict[str, Any]:
+    """Lower, compile and export `g` to out_dir/model.so with its call plan; returns facts about
+    the build (functions, calls)."""
+    import tvm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mod = lower(relax_module(g, batch, g.weights()), fuse=fuse)
+    plan = call_plan(mod)
+    ex = tvm.compile(mod, target=target)
+    ex.export_library(str(out_dir / "model.so"))
+    plan.save(out_dir)
+    funcs = sorted({c["func"] for c in plan.calls})
+    return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse}

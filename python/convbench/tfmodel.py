@@ -1,0 +1,184 @@
+"""TensorFlow's side of a model graph: one Python function that applies the graph's nodes with
+tf.nn ops (run eagerly, traced by tf.function, or built into a tf.compat.v1 graph whose op names
+are the graph's node names), the paths that run it, and TF's own per-op timings (step stats).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .model import Graph
+
+__all__ = [
+    "TF_MODEL_PATHS",
+    "graph_def",
+    "tf_forward",
+    "tf_model_callables",
+    "tf_step_stats",
+]
+
+# session-noopt: grappler off (no constant folding, no remapper fusions); the worker of
+# session-no-onednn sets TF_ENABLE_ONEDNN_OPTS=0 before TF loads.
+TF_MODEL_PATHS = ("eager", "function", "session", "session-noopt", "session-no-onednn")
+
+
+def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = False) -> Callable:
+    """x -> g.output with TF ops. named: give every op its node's name (graph mode)."""
+    eps = np.float32(g.bn_epsilon)
+    consts: dict[str, Any] = {}
+
+    def c(name: str) -> Any:
+        if named:  # constants live in the graph being built, under the weight's name
+            if name not in consts:
+                consts[name] = tf.constant(weights[name], name=name.replace("/", "_") + "_c")
+            return consts[name]
+        if name not in consts:
+            consts[name] = tf.constant(weights[name])
+        return consts[name]
+
+    def nm(name: str) -> str | None:
+        return name if named else None
+
+    def forward(x: Any) -> Any:
+        vals = {g.input: x}
+        for n in g.nodes:
+            if n.kind == "input":
+                continue
+            a = [vals[i] for i in n.inputs]
+            if n.kind == "conv":
+                assert n.conv is not None
+                (pt, pb), (pl, pr) = n.conv.pads
+                pad: Any = n.conv.padding
+                if not isinstance(pad, str):
+                    pad = [[0, 0], [pt, pb], [pl, pr], [0, 0]]
+                y = tf.nn.conv2d(
+                    a[0],
+                    c(n.params[0]),
+                    strides=[1, *n.conv.strides, 1],
+                    padding=pad,
+                    dilations=[1, *n.conv.dilation, 1],
+                    name=nm(n.name),
+                )
+            elif n.kind == "bn":
+                gamma, beta, mean, var = (c(p) for p in n.params)
+                # tf.nn.batch_normalization, spelled out so the output op carries the node's name
+                inv = tf.math.rsqrt(var + eps) * gamma
+                y = tf.add(a[0] * inv, beta - mean * inv, name=nm(n.name))
+            elif n.kind == "relu":
+                y = tf.nn.relu(a[0], name=nm(n.name))
+            elif n.kind == "add":
+                y = tf.add(a[0], a[1], name=nm(n.name))
+            elif n.kind == "bias_add":
+                y = tf.nn.bias_add(a[0], c(n.params[0]), name=nm(n.name))
+            else:
+                raise ValueError(f"node '{n.name}': no TF lowering for kind '{n.kind}'")
+            vals[n.name] = y
+        return vals[g.output]
+
+    return forward
+
+
+def build_graph(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> tuple:
+    """A tf.Graph with placeholder `input` and the output op named g.output."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (batch, *g.input_shape[1:]), name="input")
+        y = tf_forward(tf, g, weights, named=True)(x)
+    return graph, x, y
+
+
+def graph_def(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> bytes:
+    """The serialized GraphDef the C API path imports: input `input`, output g.output."""
+    graph, _, y = build_graph(tf, g, batch, weights)
+    if y.op.name != g.output:
+        raise RuntimeError(f"TF named the output op '{y.op.name}', not '{g.output}'")
+    return graph.as_graph_def().SerializeToString()
+
+
+def session_config(tf: Any, threads: int, optimize: bool = True) -> Any:
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+    )
+    if not optimize:
+        from tensorflow.core.protobuf import rewriter_config_pb2
+
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF
+        config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+        config.graph_options.optimizer_options.do_constant_folding = False
+    return config
+
+
+def tf_model_callables(
+    tf: Any, g: Graph, x: np.ndarray, paths: tuple[str, ...], threads: int = 1
+) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables running the graph on `x`, one per TF path."""
+    weights = g.weights()
+    out: dict[str, Callable[[], Any]] = {}
+    for path in paths:
+        if path in ("eager", "function"):
+            fwd = tf_forward(tf, g, weights)
+            xt = tf.constant(x)
+            if path == "eager":
+                out[path] = lambda f=fwd, v=xt: f(v)
+            else:
+                traced = tf.function(fwd, jit_compile=False)
+                traced(xt)
+                out[path] = lambda f=traced, v=xt: f(v)
+        elif path.startswith("session"):
+            graph, ph, y = build_graph(tf, g, x.shape[0], weights)
+            sess = tf.compat.v1.Session(
+                graph=graph, config=session_config(tf, threads, path != "session-noopt")
+            )
+            feed = {ph: x}
+            out[path] = lambda s=sess, t=y, f=feed: s.run(t, feed_dict=f)
+        else:
+            raise ValueError(f"unknown TF model path {path!r}")
+    return out
+
+
+def tf_step_stats(
+    tf: Any, g: Graph, x: np.ndarray, threads: int, runs: int = 10, optimize: bool = True
+) -> dict[str, Any]:
+    """TF's own per-op times: Session.run with a full trace, `runs` times after a warm-up. Returns
+    {op name: median seconds} over the runs, the ops' op type, and the traced runs' wall medians.
+    Op names are TF's after grappler (a fused op keeps the name of the node it replaced)."""
+    import time
+
+    graph, ph, y = build_graph(tf, g, x.shape[0], g.weights())
+    sess = tf.compat.v1.Session(graph=graph, config=session_config(tf, threads, optimize))
+    feed = {ph: x}
+    for _ in range(2):
+        sess.run(y, feed_dict=feed)
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    per_op: dict[str, list[float]] = {}
+    kinds: dict[str, str] = {}
+    walls = []
+    for _ in range(runs):
+        meta = tf.compat.v1.RunMetadata()
+        t0 = time.perf_counter()
+        sess.run(y, feed_dict=feed, options=options, run_metadata=meta)
+        walls.append(time.perf_counter() - t0)
+        seen: dict[str, float] = {}
+        for dev in meta.step_stats.dev_stats:
+            for ns in dev.node_stats:
+                if ns.node_name in ("_SOURCE", "_SINK"):
+                    continue
+                dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
+                if dt <= 0:
+                    dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
+                seen[ns.node_name] = seen.get(ns.node_name, 0.0) + dt
+                label = ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+                kinds.setdefault(ns.node_name, label)
+        for k, v in seen.items():
+            per_op.setdefault(k, []).append(v)
+    sess.close()
+    return {
+        "ops": {k: statistics.median(v) for k, v in per_op.items()},
+        "op_types": kinds,
+        "traced_wall_s": statistics.median(walls),
+    }
