@@ -46,9 +46,9 @@ def _positive_float(text: str) -> float:
 
 
 def _paths(text: str) -> tuple[tuple[str, str], ...]:
-    from .run import PATHS
+    from .run import ALL_PATHS
 
-    known = {f"{b}/{p}": (b, p) for b, p in PATHS}
+    known = {f"{b}/{p}": (b, p) for b, p in ALL_PATHS}
     wanted = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [v for v in wanted if v not in known]
     if unknown or not wanted:
@@ -130,7 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="give up on one cell after this many seconds (600)",
     )
+    _add_model_args(p)
     return p
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "model", "the shapes file's `model` section: by default its blocks and the whole model"
+    )
+    g.add_argument(
+        "--from",
+        dest="cut_from",
+        metavar="NODE",
+        default=None,
+        help="cut the model from this node (default: its input); with --to",
+    )
+    g.add_argument(
+        "--to", dest="cut_to", metavar="NODE", default=None, help="... to this node"
+    )
+    g.add_argument("--no-model", action="store_true", help="single convs only")
+    g.add_argument("--no-convs", action="store_true", help="model cuts only")
+    g.add_argument(
+        "--no-layers", action="store_true", help="skip the per-layer tables of model cuts"
+    )
 
 
 COLUMNS = (
@@ -240,6 +262,12 @@ class Display:
             c.print(f"[bold red]error[/] ({p['stage']} {what}): {p['error']}", highlight=False)
             if p["stage"] == "measure":
                 self.progress.advance(self.task)
+        elif kind == "layers":
+            c.print(
+                f"layers {p['workload']} b{p['batch']} t{p['threads']}: sum of the parts / "
+                f"whole: TVM {p['tvm_sum_vs_whole']:.1%}, TF {p['tf_sum_vs_whole']:.1%}",
+                highlight=False,
+            )
         elif kind == "warning":
             c.print(f"[yellow]warning:[/] {p['message']}", highlight=False)
 
@@ -262,6 +290,53 @@ def _load_specs(path: Path, err: Console) -> list[Any] | None:
     except SpecError as e:
         err.print(f"[bold red]convbench: invalid shapes file[/]\n{e}", highlight=False)
         return None
+
+
+def _load_model(path: Path, err: Console) -> tuple[bool, Any]:
+    """(ok, the model section or None)."""
+    from .model import load_model
+
+    try:
+        return True, load_model(path)
+    except SpecError as e:
+        err.print(f"[bold red]convbench: invalid model section[/]\n{e}", highlight=False)
+        return False, None
+
+
+def _model_options(args: argparse.Namespace, options: Any, model: Any, err: Console) -> bool:
+    """Fills the model fields of RunOptions from the arguments; False (message printed) when
+    they cannot be used."""
+    from .model import Graph
+
+    wants_cut = args.cut_from is not None or args.cut_to is not None
+    if model is None:
+        if wants_cut or args.no_convs:
+            err.print(
+                f"[bold red]convbench:[/] {args.shapes} has no `model` section: nothing to cut",
+                highlight=False,
+            )
+            return False
+        return True
+    if args.no_model:
+        if wants_cut:
+            err.print("[bold red]convbench:[/] --from/--to cut the model: drop --no-model")
+            return False
+        return True
+    if args.no_convs:
+        options.convs = False
+    if wants_cut:
+        if args.cut_to is None:
+            err.print("[bold red]convbench:[/] --from needs --to (the node to stop at)")
+            return False
+        try:
+            Graph.from_spec(model).cut(args.cut_from, args.cut_to)
+        except SpecError as e:
+            err.print(f"[bold red]convbench:[/] {e}", highlight=False)
+            return False
+        options.cuts = [(args.cut_from, args.cut_to)]
+    options.model = model
+    options.layers = not args.no_layers
+    return True
 
 
 def build_tune_parser() -> argparse.ArgumentParser:
@@ -378,6 +453,30 @@ def report_main(argv: list[str]) -> int:
     return 0
 
 
+def nodes_main(argv: list[str]) -> int:
+    """`convbench nodes --shapes FILE`: the model's named nodes, the names --from/--to take."""
+    p = argparse.ArgumentParser(prog="convbench nodes", description=nodes_main.__doc__)
+    p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
+    args = p.parse_args(argv)
+    console, err = _consoles()
+    ok, model = _load_model(args.shapes, err)
+    if not ok:
+        return 2
+    if model is None:
+        err.print(f"[bold red]convbench:[/] {args.shapes} has no `model` section", highlight=False)
+        return 2
+    from .model import Graph
+
+    g = Graph.from_spec(model)
+    t = Table(title=f"{model.name}: {len(g.nodes)} nodes, {len(g.convs())} convs")
+    for col in ("#", "node", "kind", "output shape (batch 1)"):
+        t.add_column(col, no_wrap=True)
+    for i, n in enumerate(g.nodes):
+        t.add_row(str(i), n.name, n.kind, str(tuple(n.shape)))
+    console.print(t)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "tune":
@@ -386,11 +485,20 @@ def main(argv: list[str] | None = None) -> int:
         return report_main(argv[1:])
     if argv and argv[0] == "compare":
         return compare_main(argv[1:])
+    if argv and argv[0] == "partsearch":
+        from .partsearch import partsearch_main
+
+        return partsearch_main(argv[1:])
+    if argv and argv[0] == "nodes":
+        return nodes_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     console, err = _consoles()
     specs = _load_specs(args.shapes, err)
     if specs is None:
+        return 2
+    ok, model = _load_model(args.shapes, err)
+    if not ok:
         return 2
 
     from .machine import TargetError
@@ -410,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.paths:
         options.paths = args.paths
+    if not _model_options(args, options, model, err):
+        return 2
     display = Display(console)
     runner = Runner(specs, options, json_path=json_path, on_event=display)
     try:

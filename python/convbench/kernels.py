@@ -92,9 +92,11 @@ def empty_module() -> Any:
 
 
 def _source_digest() -> str:
+    from . import model, relaxmodel
+
     h = hashlib.sha256()
-    for path in (Path(__file__), Path(schedules.__file__)):
-        h.update(path.read_bytes())
+    for mod in (None, schedules, model, relaxmodel):
+        h.update(Path(mod.__file__ if mod else __file__).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -172,6 +174,19 @@ class KernelCache:
     def empty(self) -> BuiltKernel:
         return self._get("empty", {"empty": True}, "none", empty_module, self.target)
 
+    def model(self, mw: Any, fuse: bool = True) -> BuiltKernel:
+        """A model cut (model.ModelWorkload) as one Relax executable, with its call plan
+        (relaxmodel.LayerPlan) beside it; `fuse`: Relax's operator fusion on or off."""
+        from .relaxmodel import build_relax
+
+        schedule = f"{schedules.SCHEDULE_VERSION}:relax-{'fused' if fuse else 'unfused'}"
+
+        def export(directory: Path) -> None:
+            build_relax(mw.graph, mw.batch, self.target, directory, fuse=fuse, library=LIBRARY)
+
+        name = f"{mw.key}-{'fused' if fuse else 'unfused'}"
+        return self._get(name, mw.problem(), schedule, None, self.target, export=export)
+
     def _get(
         self,
         name: str,
@@ -180,6 +195,7 @@ class KernelCache:
         make: Any,
         target: Any,
         tuned_from: str | None = None,
+        export: Any = None,
     ) -> BuiltKernel:
         identity = self._identity(name, workload, schedule, target)
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
@@ -189,7 +205,9 @@ class KernelCache:
         if not cached:
             if entry.exists():
                 shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
-        build_s = cached_build_s if cached else self._build(entry, key, identity, make, target)
+        build_s = (
+            cached_build_s if cached else self._build(entry, key, identity, make, target, export)
+        )
         return BuiltKernel(name, entry / LIBRARY, key, schedule, cached, build_s, tuned_from)
 
     def _load(self, entry: Path, key: str) -> float | None:
@@ -203,19 +221,28 @@ class KernelCache:
             return None
 
     def _build(
-        self, entry: Path, key: str, identity: dict[str, Any], make: Any, target: Any
+        self,
+        entry: Path,
+        key: str,
+        identity: dict[str, Any],
+        make: Any,
+        target: Any,
+        export: Any = None,
     ) -> float:
-        """Compiles and publishes the entry; returns the compile time."""
+        """Compiles and publishes the entry; returns the compile time. `export(directory)`, when
+        given, writes the library (and anything beside it) instead of compiling make()."""
         import tvm
 
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.root))
         try:
             t0 = time.perf_counter()
-            with target:
-                executable = tvm.compile(make(), target=target)
             lib = tmp / LIBRARY
-            executable.export_library(str(lib))
+            with target:
+                if export is not None:
+                    export(tmp)
+                else:
+                    tvm.compile(make(), target=target).export_library(str(lib))
             build_s = time.perf_counter() - t0
             manifest = {
                 "key": key,

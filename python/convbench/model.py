@@ -31,6 +31,8 @@ from .spec import ConvSpec, SpecError, Workload
 __all__ = [
     "Graph",
     "ModelSpec",
+    "ModelWorkload",
+    "model_workloads",
     "Node",
     "conv_histogram",
     "describe_graph",
@@ -408,4 +410,103 @@ def histogram_mismatch(g: Graph, convs: list[ConvSpec]) -> list[str]:
     for shape in sorted(set(want) | set(got)):
         if want[shape] != got[shape]:
             out.append(f"{shape}: convs section says {want[shape]}, the model has {got[shape]}")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelWorkload:
+    """A cut of the model at a batch size: kind "block" (a named block), "model" (input to
+    output) or "prefix" (input to a partsearch node)."""
+
+    name: str
+    kind: str
+    spec: ModelSpec
+    start: str | None
+    stop: str
+    batch: int
+
+    @cached_property
+    def graph(self) -> Graph:
+        return Graph.from_spec(self.spec).cut(self.start, self.stop)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@b{self.batch}"
+
+    @property
+    def flops(self) -> int:
+        return self.graph.flops(self.batch)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.graph.input_shape[1:])
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.graph.output_shape[1:])
+
+    @property
+    def rtol(self) -> float:
+        """The issue's bar: 1e-4 of the output's magnitude for a part, 1e-3 for the whole model."""
+        return 1e-3 if self.kind == "model" else 1e-4
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "model": self.spec.model_dump(mode="json", by_alias=True),
+            "from": self.start,
+            "to": self.stop,
+            "batch": self.batch,
+        }
+
+    def task(self) -> dict[str, Any]:
+        """What a worker process needs to rebuild this workload."""
+        return {"model_workload": {"name": self.name, "kind": self.kind, **self.problem()}}
+
+    @classmethod
+    def from_task(cls, task: dict[str, Any]) -> ModelWorkload:
+        m = task["model_workload"]
+        return cls(
+            m["name"], m["kind"], ModelSpec.model_validate(m["model"]), m["from"], m["to"],
+            int(m["batch"]),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        g = self.graph
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "batch": self.batch,
+            "model": self.spec.name,
+            "from": self.start or g.input,
+            "to": self.stop,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "nodes": len(g.nodes) - 1,
+            "convs": len(g.convs()),
+            "flops": self.flops,
+            "rtol": self.rtol,
+        }
+
+
+def model_workloads(
+    spec: ModelSpec, batches: list[int], cuts: list[tuple[str | None, str]] | None = None,
+    partsearch: bool = False,
+) -> list[ModelWorkload]:
+    """The default set: the named blocks and the whole model; or the given from/to cuts; or
+    (partsearch) the prefixes from the input to each partsearch node."""
+    items: list[tuple[str, str, str | None, str]] = []
+    g = Graph.from_spec(spec)
+    if partsearch:
+        for node in spec.partsearch:
+            items.append((f"to:{node}", "prefix", None, node))
+    elif cuts:
+        for start, stop in cuts:
+            items.append((f"{start or g.input}..{stop}", "block", start, stop))
+    else:
+        items += [(b.name, "block", b.start, b.stop) for b in spec.blocks]
+        items.append((spec.name, "model", None, g.output))
+    out = []
+    for name, kind, start, stop in items:
+        g.cut(start, stop)  # a bad pair fails here, with its message
+        out += [ModelWorkload(name, kind, spec, start, stop, b) for b in batches]
     return out

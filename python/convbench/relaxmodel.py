@@ -254,9 +254,14 @@ def call_plan(mod: Any) -> LayerPlan:
 
 
 def build_relax(
-    g: Graph, batch: int, target: Any, out_dir: Path, fuse: bool = True
+    g: Graph,
+    batch: int,
+    target: Any,
+    out_dir: Path,
+    fuse: bool = True,
+    library: str = "model.so",
 ) -> dict[str, Any]:
-    """Lower, compile and export `g` to out_dir/model.so with its call plan; returns facts about
+    """Lower, compile and export `g` to out_dir/<library> with its call plan; returns facts about
     the build (functions, calls)."""
     import tvm
 
@@ -264,7 +269,7 @@ def build_relax(
     mod = lower(relax_module(g, batch, g.weights()), fuse=fuse)
     plan = call_plan(mod)
     ex = tvm.compile(mod, target=target)
-    ex.export_library(str(out_dir / "model.so"))
+    ex.export_library(str(out_dir / library))
     plan.save(out_dir)
     funcs = sorted({c["func"] for c in plan.calls})
     return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse}

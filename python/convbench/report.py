@@ -177,3 +177,94 @@ def print_report(doc: dict[str, Any], console: Console) -> None:
     if doc.get("overheads"):
         console.print(ladder_table(doc))
     console.print(agreement_table(doc))
+    print_model_report(doc, console)
+
+
+def model_table(doc: dict[str, Any]) -> Table:
+    """Model cuts: TVM native against TF's fastest path, and what fusion and TF's graph
+    optimisations are worth, all medians of this run."""
+    t = Table(title="model cuts: TVM native vs TF's fastest path (ratio > 1: TVM faster)")
+    for col in (
+        "workload",
+        "kind",
+        "batch",
+        "thr",
+        "tvm/native",
+        "TF fastest",
+        "ratio",
+        "fusion gain",
+        "grappler gain",
+        "oneDNN gain",
+    ):
+        t.add_column(col, no_wrap=True)
+    kinds = {w["name"]: w.get("kind", "conv") for w in doc["workloads"]}
+    for (name, batch, threads), m in by_cell(doc["records"]).items():
+        if kinds.get(name, "conv") == "conv":
+            continue
+        med = {p: r["median_s"] for p, r in m.items()}
+        tvm = med.get("tvm/native")
+        tf = {p: v for p, v in med.items() if p.startswith("tf/")}
+        best = min(tf.items(), key=lambda kv: kv[1]) if tf else None
+
+        def gain(slow: str, fast: str) -> str:
+            a, b = med.get(slow), med.get(fast)
+            return f"{a / b:.2f}x" if a and b else "-"
+
+        t.add_row(
+            name,
+            kinds[name],
+            str(batch),
+            str(threads),
+            fmt_time(tvm),
+            f"{fmt_time(best[1])} ({best[0]})" if best else "-",
+            f"{best[1] / tvm:.2f}" if best and tvm else "-",
+            gain("tvm/native-unfused", "tvm/native"),
+            gain("tf/session-noopt", "tf/session"),
+            gain("tf/session-no-onednn", "tf/session"),
+        )
+    return t
+
+
+def layers_tables(doc: dict[str, Any]) -> list[Table]:
+    """Per layer, side by side: TVM's fused function and TF's ops, with the sums against the
+    measured whole of each."""
+    out = []
+    for e in doc.get("layers", []):
+        t = Table(
+            title=f"per layer: {e['workload']} b{e['batch']} t{e['threads']}: TVM sum "
+            f"{fmt_time(e['tvm_sum_s'])} vs whole {fmt_time(e['tvm_whole_s'])} "
+            f"({e['tvm_sum_vs_whole']:.1%}); TF sum {fmt_time(e['tf_sum_s'])} vs whole "
+            f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%})"
+        )
+        for col in ("layer", "TVM", "TF", "TF/TVM", "TF ops"):
+            t.add_column(col, no_wrap=True)
+        for r in e["rows"]:
+            ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
+            ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
+            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio,
+                      ",".join(ops))
+        out.append(t)
+    return out
+
+
+def prediction_table(doc: dict[str, Any]) -> Table:
+    t = Table(title="the model's conv time predicted from the single convs (count x time)")
+    for col in ("workload", "batch", "thr", "conv path", "predicted", "model path", "measured",
+                "outside convs"):
+        t.add_column(col, no_wrap=True)
+    for p in doc.get("conv_prediction", []):
+        t.add_row(p["workload"], str(p["batch"]), str(p["threads"]), p["conv_path"],
+                  fmt_time(p["predicted_conv_s"]), p["model_path"], fmt_time(p["measured_s"]),
+                  f"{p['outside_convs_share']:+.1%}")
+    return t
+
+
+def print_model_report(doc: dict[str, Any], console: Console) -> None:
+    kinds = {w.get("kind", "conv") for w in doc["workloads"]}
+    if kinds <= {"conv"}:
+        return
+    console.print(model_table(doc))
+    for t in layers_tables(doc):
+        console.print(t)
+    if doc.get("conv_prediction"):
+        console.print(prediction_table(doc))

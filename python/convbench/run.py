@@ -26,7 +26,7 @@ from .kernels import BuiltKernel, KernelCache
 from .machine import allowed_cpus, cpu_model, plan_cpus
 from .spec import ConvSpec, Workload
 
-__all__ = ["Cell", "RunOptions", "Runner", "PATHS"]
+__all__ = ["ALL_PATHS", "Cell", "MODEL_PATHS", "PATHS", "RunOptions", "Runner"]
 
 # Every (backend, path) a cell can measure, in display order.
 PATHS: tuple[tuple[str, str], ...] = (
@@ -43,12 +43,28 @@ PATHS: tuple[tuple[str, str], ...] = (
     ("tf", "session-feedless"),
 )
 
+# The paths of a model cut (block, prefix, whole model). native-unfused: the Relax build without
+# operator fusion; *-noopt: TF with grappler off; session-no-onednn: TF_ENABLE_ONEDNN_OPTS=0.
+MODEL_PATHS: tuple[tuple[str, str], ...] = (
+    ("tvm", "native"),
+    ("tvm", "native-unfused"),
+    ("tvm", "python"),
+    ("tf", "native-graph"),
+    ("tf", "native-graph-noopt"),
+    ("tf", "eager"),
+    ("tf", "function"),
+    ("tf", "session"),
+    ("tf", "session-noopt"),
+    ("tf", "session-no-onednn"),
+)
+ALL_PATHS = PATHS + tuple(p for p in MODEL_PATHS if p not in PATHS)
+
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 
 
 @dataclass(frozen=True)
 class Cell:
-    workload: Workload
+    workload: Any  # Workload (a conv) or model.ModelWorkload
     threads: int
     backend: str
     path: str
@@ -64,7 +80,12 @@ class RunOptions:
     cell_timeout_s: float = 600.0
     cache_dir: Path | None = None
     tuning_dirs: list[Path] | None = None  # None: the user's tuning dir, then the shipped one
-    paths: tuple[tuple[str, str], ...] = PATHS
+    paths: tuple[tuple[str, str], ...] = ALL_PATHS
+    model: Any = None  # model.ModelSpec: its blocks and whole model run beside the convs
+    cuts: list[tuple[str | None, str]] | None = None  # from/to pairs instead of the blocks
+    partsearch: bool = False  # the model's prefixes instead of its blocks
+    convs: bool = True  # the single convs of the shapes file
+    layers: bool = True  # per-layer tables of every model cut
 
 
 class WorkerError(RuntimeError):
@@ -97,7 +118,7 @@ def run_worker(task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def measure_task(
-    w: Workload,
+    w: Any,
     threads: int,
     backend: str,
     path: str,
@@ -112,7 +133,7 @@ def measure_task(
         "kind": "measure",
         "backend": backend,
         "path": path,
-        "spec": w.spec.model_dump(mode="json"),
+        **_workload_task(w),
         "batch": w.batch,
         "threads": threads,
         "cpus": list(plan.cpus),
@@ -125,6 +146,13 @@ def measure_task(
     return task
 
 
+def _workload_task(w: Any) -> dict[str, Any]:
+    """How a worker gets its workload: a conv spec, or a model cut."""
+    if isinstance(w, Workload):
+        return {"spec": w.spec.model_dump(mode="json")}
+    return w.task()
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("apache-tvm", "apache-tvm-ffi", "tensorflow-cpu", "tensorflow", "numpy"):
@@ -133,6 +161,15 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _digest(w: Any) -> str:
+    import hashlib
+
+    from .kernels import _source_digest
+
+    text = json.dumps({**w.problem(), "source": _source_digest()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
@@ -157,8 +194,18 @@ class Runner:
         self.json_path = json_path
         self.emit = on_event or (lambda kind, payload: None)
         self.available = allowed_cpus()
-        self.workloads = [Workload(s, b) for s in specs for b in options.batches]
+        self.workloads: list[Any] = (
+            [Workload(s, b) for s in specs for b in options.batches] if options.convs else []
+        )
+        if options.model is not None:
+            from .model import model_workloads
+
+            self.workloads += model_workloads(
+                options.model, options.batches, options.cuts, options.partsearch
+            )
         self.kernels: dict[tuple[str, int], BuiltKernel] = {}
+        self.unfused: dict[str, BuiltKernel] = {}
+        self.graph_defs: dict[str, Path] = {}
         self.doc: dict[str, Any] = {}
 
     # --- results document ---------------------------------------------------------------------
@@ -197,6 +244,7 @@ class Runner:
             "workloads": [w.describe() for w in self.workloads],
             "kernels": [],
             "checks": [],
+            "layers": [],
             "overheads": [],
             "records": [],
             "errors": [],
@@ -219,10 +267,14 @@ class Runner:
             self.emit("warning", {"message": message})
 
     # --- stages -------------------------------------------------------------------------------
+    def paths_of(self, w: Any) -> tuple[tuple[str, str], ...]:
+        valid = PATHS if isinstance(w, Workload) else MODEL_PATHS
+        return tuple(p for p in self.options.paths if p in valid)
+
     def cells(self) -> Iterator[Cell]:
         for w in self.workloads:
             for t in self.options.threads:
-                for backend, path in self.options.paths:
+                for backend, path in self.paths_of(w):
                     yield Cell(w, t, backend, path)
 
     def build(self, cache: KernelCache) -> BuiltKernel | None:
@@ -234,6 +286,9 @@ class Runner:
             self._error("build", {"workload": "empty"}, f"{type(e).__name__}: {e}")
         untuned: dict[str, list[int]] = {}
         for w in self.workloads:
+            if not isinstance(w, Workload):
+                self._build_model(cache, w)
+                continue
             for t in self.options.threads:
                 self.emit("build_start", {"workload": w.name, "batch": w.batch, "threads": t})
                 try:
@@ -280,6 +335,61 @@ class Runner:
         self.save()
         return empty
 
+    def _build_model(self, cache: KernelCache, w: Any) -> None:
+        """The fused Relax build (and the unfused one, and TF's GraphDef, when a path needs
+        them). One build serves every thread count: the pool size is set at run time."""
+        paths = self.paths_of(w)
+        where = {"workload": w.name, "batch": w.batch}
+        builds = [(True, "native")]
+        if ("tvm", "native-unfused") in paths:
+            builds.append((False, "native-unfused"))
+        for fuse, _ in builds:
+            self.emit("build_start", {**where, "threads": "all", "fused": fuse})
+            try:
+                k = cache.model(w, fuse)
+            except Exception as e:
+                self._error("build", {**where, "fused": fuse}, f"{type(e).__name__}: {e}")
+                continue
+            if fuse:
+                for t in self.options.threads:
+                    self.kernels[(w.key, t)] = k
+            else:
+                self.unfused[w.key] = k
+            entry = {
+                **where,
+                "threads": self.options.threads,
+                "path": str(k.path),
+                "key": k.key,
+                "schedule": k.schedule,
+                "tuned": False,
+                "tuned_from": None,
+                "cached": k.cached,
+                "build_s": k.build_s,
+                "fused": fuse,
+            }
+            self.emit("built", entry)
+            self.doc["kernels"].append(entry)
+        if any(b == "tf" and p.startswith("native-graph") for b, p in paths):
+            out = cache.root / "graphdefs" / f"{w.key.replace('/', '_')}-{_digest(w)}.pb"
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    run_worker(
+                        {"kind": "graphdef", **w.task(), "out": str(out)},
+                        self.options.cell_timeout_s,
+                    )
+                except WorkerError as e:
+                    self._error("build", {**where, "backend": "tf"}, f"GraphDef: {e}")
+                    return
+            self.graph_defs[w.key] = out
+        self._untuned_model_warning()
+
+    def _untuned_model_warning(self) -> None:
+        self._warn(
+            "model cuts (blocks, prefixes, the whole model) use the hand-written schedules on "
+            "every fused function: the tuning database holds single convs only"
+        )
+
     def measure_peaks(self, cache: KernelCache) -> None:
         from .peak import PeakCache
 
@@ -307,8 +417,58 @@ class Runner:
             self._error("overhead", {}, str(e))
         self.save()
 
-    def check(self, w: Workload) -> None:
+    def check_model(self, w: Any) -> None:
+        """The fused and unfused builds of a model cut against TF, and all against float64."""
+        k = self.kernels.get((w.key, self.options.threads[0]))
+        if k is None:
+            return
+        paths = {"fused": str(k.path)}
+        if w.key in self.unfused:
+            paths["unfused"] = str(self.unfused[w.key].path)
+        task = {"kind": "check", **w.task(), "kernel_paths": paths, "seed": self.options.seed}
+        try:
+            result = run_worker(task, self.options.cell_timeout_s)
+        except WorkerError as e:
+            self._error("check", {"workload": w.name, "batch": w.batch}, str(e))
+            return
+        result.update(threads=list(self.options.threads), schedule=k.schedule)
+        self.doc["checks"].append(result)
+        self.emit("check", result)
+        self.save()
+
+    def layers(self, w: Any, threads: int) -> None:
+        """Per-layer times of both frameworks for one model cut and thread count."""
+        from .layers import layer_table
+
+        k = self.kernels.get((w.key, threads))
+        if k is None:
+            return
+        plan = plan_cpus(threads, self.available)
+        task = {
+            "kind": "layers",
+            **w.task(),
+            "kernel_path": str(k.path),
+            "threads": threads,
+            "cpus": list(plan.cpus),
+            "seed": self.options.seed,
+            "config": asdict(self.options.config),
+        }
+        where = {"workload": w.name, "batch": w.batch, "threads": threads}
+        try:
+            raw = run_worker(task, self.options.cell_timeout_s)
+            entry = {**raw, **layer_table(w.graph, raw)}
+        except (WorkerError, ValueError) as e:
+            self._error("layers", where, str(e))
+            return
+        self.doc["layers"].append(entry)
+        self.emit("layers", entry)
+        self.save()
+
+    def check(self, w: Any) -> None:
         """Every distinct kernel of `w` (one per thread count when tuned) against TF."""
+        if not isinstance(w, Workload):
+            self.check_model(w)
+            return
         seen: dict[str, dict[str, Any]] = {}
         for t in self.options.threads:
             k = self.kernels.get((w.key, t))
@@ -353,9 +513,17 @@ class Runner:
                 f"threads={cell.threads} are oversubscribed (flagged in their records)"
             )
         k = self.kernels.get((w.key, cell.threads)) if cell.backend == "tvm" else None
+        if cell.path == "native-unfused":
+            k = self.unfused.get(w.key)
         if cell.backend == "tvm" and k is None:
             self._error("measure", where, "no kernel: its build failed (see the build error)")
             return None
+        if cell.backend == "tf" and cell.path.startswith("native-graph") and not isinstance(
+            w, Workload
+        ):
+            if w.key not in self.graph_defs:
+                self._error("measure", where, "no GraphDef: its export failed (see the error)")
+                return None
         task = measure_task(
             w,
             cell.threads,
@@ -366,6 +534,8 @@ class Runner:
             k.path if k is not None else None,
             self.available,
         )
+        if w.key in self.graph_defs:
+            task["graph_def"] = str(self.graph_defs[w.key])
         try:
             record = run_worker(task, self.options.cell_timeout_s)
             if k is not None:
@@ -378,6 +548,7 @@ class Runner:
         record["pct_peak"] = (
             100.0 * record["gflops"] / peak["gflops"] if peak and record.get("gflops") else None
         )
+        record["kind"] = "conv" if isinstance(w, Workload) else w.kind
         if record["cv"] >= UNSTABLE_CV:
             record["unstable"] = True
         self.doc["records"].append(record)
@@ -390,6 +561,9 @@ class Runner:
 
         floor = self.doc.get("harness_overhead") or {}
         self.doc["overheads"] = ladder(self.doc["records"], floor.get("per_call_s"))
+        from .layers import conv_prediction
+
+        self.doc["conv_prediction"] = conv_prediction(self.workloads, self.doc["records"])
         for message in cross_checks(self.doc["records"]):
             self._warn(message)
 
@@ -412,6 +586,11 @@ class Runner:
                 self.check(w)
             for cell in self.cells():
                 self.measure(cell)
+            if self.options.layers:
+                for w in self.workloads:
+                    if not isinstance(w, Workload):
+                        for t in self.options.threads:
+                            self.layers(w, t)
             self.doc["complete"] = True
         finally:
             self.summarize_overheads()

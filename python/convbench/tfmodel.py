@@ -66,8 +66,10 @@ def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = 
             elif n.kind == "bn":
                 gamma, beta, mean, var = (c(p) for p in n.params)
                 # tf.nn.batch_normalization, spelled out so the output op carries the node's name
-                inv = tf.math.rsqrt(var + eps) * gamma
-                y = tf.add(a[0] * inv, beta - mean * inv, name=nm(n.name))
+                sub = (lambda op: f"{n.name}/{op}") if named else (lambda op: None)
+                inv = tf.multiply(tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv"))
+                shift = tf.subtract(beta, mean * inv, name=sub("shift"))
+                y = tf.add(tf.multiply(a[0], inv, name=sub("mul")), shift, name=nm(n.name))
             elif n.kind == "relu":
                 y = tf.nn.relu(a[0], name=nm(n.name))
             elif n.kind == "add":
@@ -176,9 +178,15 @@ def tf_step_stats(
                 kinds.setdefault(ns.node_name, label)
         for k, v in seen.items():
             per_op.setdefault(k, []).append(v)
+    plain = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(y, feed_dict=feed)
+        plain.append(time.perf_counter() - t0)
     sess.close()
     return {
         "ops": {k: statistics.median(v) for k, v in per_op.items()},
         "op_types": kinds,
         "traced_wall_s": statistics.median(walls),
+        "wall_s": statistics.median(plain),
     }

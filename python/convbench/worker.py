@@ -319,6 +319,10 @@ HANDLERS = {
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    if "model_workload" in task:  # a block, prefix or the whole model
+        from .modelworker import HANDLERS as MODEL_HANDLERS
+
+        return MODEL_HANDLERS[(task["kind"], task.get("backend"))](task)
     handler = HANDLERS[(task["kind"], task.get("backend"))]
     return handler(task)
 
