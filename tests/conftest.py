@@ -43,3 +43,38 @@ def tf():
     from convbench.tfconv import configure_tf
 
     return configure_tf(1)
+
+
+TINY_MODEL = """\
+version: 1
+convs:
+  - name: tiny_16
+    input: [1, 16, 8, 16]
+    kernel: [3, 3]
+    out_channels: 16
+    count: 3
+  - name: tiny_32
+    input: [1, 16, 8, 32]
+    kernel: [3, 3]
+    out_channels: 32
+    count: 5
+model:
+  name: tiny_model
+  input: [1, 16, 8, 1]
+  seed: 3
+  stem: {channels: 16, units: 1, depth: 2}
+  stages:
+    - {channels: 32, strides: [1, 1], expand_depth: 2, units: 1, depth: 2}
+    - {channels: 48, strides: [2, 2], expand_depth: 2, units: 1, depth: 2}
+  logits: {name: conv2d_12, classes: 10, kernel: [1, 4]}
+  blocks:
+    - {name: blockA, from: expand_conv1/add_1, to: conv_block1/unit1/add_2}
+  partsearch: [expand_conv1/add_1, expand_conv2/add_3, conv2d_12/BiasAdd]
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("model") / "tiny_model.yaml"
+    p.write_text(TINY_MODEL)
+    return p

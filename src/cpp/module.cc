@@ -280,4 +280,86 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
           py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+
+  // The ConfigProto the TF C API paths hand to their contexts and sessions, as bytes, so that a
+  // test can parse it with TF's own ConfigProto and check the hand-written encoding.
+  m.def(
+      "make_config_proto",
+      [](int intra, int inter, bool disable_constant_folding, bool disable_grappler) {
+        return py::bytes(MakeConfigProto(intra, inter, disable_constant_folding, disable_grappler));
+      },
+      py::arg("intra"), py::arg("inter"), py::arg("disable_constant_folding") = false,
+      py::arg("disable_grappler") = false);
+
+  // A frozen graph (serialized GraphDef) run through the C API: `input` (float32, copied once) is
+  // fed to input_op:0 on every run and output_op:0 is fetched. optimize=False turns grappler off.
+  py::class_<TfGraphRunner, std::shared_ptr<TfGraphRunner>>(m, "TfGraphRunner")
+      .def(py::init([](const std::string& lib_path, const py::bytes& graph_def,
+                       const std::string& input_op, const std::string& output_op,
+                       const py::array& input, int threads, bool optimize) {
+             // No forcecast: a float64 array silently rounded to float32 would run a different
+             // model input than the caller's.
+             if (!input.dtype().equal(py::dtype::of<float>())) {
+               throw py::type_error("input must be a float32 array, got " +
+                                    std::string(py::str(input.dtype())));
+             }
+             auto in = py::array_t<float, py::array::c_style>::ensure(input);  // contiguous copy
+             if (!in) throw py::type_error("input cannot be read as a C-contiguous float32 array");
+             std::vector<std::int64_t> shape(in.shape(), in.shape() + in.ndim());
+             std::string gd = graph_def;
+             py::gil_scoped_release release;  // import and session setup take a while
+             return std::make_shared<TfGraphRunner>(lib_path, gd, input_op, output_op,
+                                                    std::move(shape), in.data(), threads,
+                                                    optimize);
+           }),
+           py::arg("lib_path"), py::arg("graph_def"), py::arg("input_op"), py::arg("output_op"),
+           py::arg("input"), py::arg("threads"), py::arg("optimize") = true)
+      .def("run",
+           [](TfGraphRunner& r) {
+             py::gil_scoped_release release;
+             r.Run();
+           })
+      .def(
+          "run_and_copy",
+          [](TfGraphRunner& r, const py::array& out) {
+            // Checked here rather than converted: a converted copy would take the output and
+            // leave the caller's array as it was.
+            if (!out.dtype().equal(py::dtype::of<float>())) {
+              throw py::type_error("output array must be float32, got " +
+                                   std::string(py::str(out.dtype())));
+            }
+            if (!(out.flags() & py::array::c_style)) {
+              throw py::value_error("output array must be C-contiguous");
+            }
+            if (!out.writeable()) throw py::value_error("output array is read-only");
+            auto* data = static_cast<float*>(const_cast<void*>(out.data()));
+            const auto n = static_cast<std::size_t>(out.size());
+            py::gil_scoped_release release;
+            r.RunAndCopy(data, n);
+          },
+          py::arg("out"))
+      .def_property_readonly("output_shape",
+                             [](TfGraphRunner& r) {
+                               std::vector<std::int64_t> shape;
+                               {
+                                 py::gil_scoped_release release;  // may run the graph once
+                                 shape = r.OutputShape();
+                               }
+                               return shape;
+                             })
+      .def_property_readonly("input_shape", &TfGraphRunner::InputShape)
+      .def(
+          "time",
+          [](TfGraphRunner& r, double warmup_s, double min_sample_s, int samples,
+             std::int64_t max_iters) {
+            RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+            Measurement m;
+            {
+              py::gil_scoped_release release;
+              m = TimeLoop([&] { r.Run(); }, cfg);
+            }
+            return ToDict(m);
+          },
+          py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
+          py::arg("max_iters") = std::int64_t{1} << 30);
 }

@@ -21,7 +21,8 @@ typedef struct TF_OperationDescription TF_OperationDescription;
 typedef struct TF_Operation TF_Operation;
 typedef struct TF_SessionOptions TF_SessionOptions;
 typedef struct TF_Session TF_Session;
-typedef struct TF_Buffer TF_Buffer;  // only passed as NULL
+typedef struct TF_Buffer TF_Buffer;  // opaque: made by TF_NewBufferFromString, or NULL
+typedef struct TF_ImportGraphDefOptions TF_ImportGraphDefOptions;
 typedef struct TFE_ContextOptions TFE_ContextOptions;
 typedef struct TFE_Context TFE_Context;
 typedef struct TFE_TensorHandle TFE_TensorHandle;
@@ -86,7 +87,18 @@ typedef struct TF_Output {
   X(TF_SessionRun, void,                                                                      \
     (TF_Session*, const TF_Buffer*, const TF_Output*, TF_Tensor* const*, int,                 \
      const TF_Output*, TF_Tensor**, int, const TF_Operation* const*, int, TF_Buffer*,         \
-     TF_Status*))
+     TF_Status*))                                                                            \
+  X(TF_NewBufferFromString, TF_Buffer*, (const void*, size_t))                                \
+  X(TF_DeleteBuffer, void, (TF_Buffer*))                                                      \
+  X(TF_NewImportGraphDefOptions, TF_ImportGraphDefOptions*, (void))                           \
+  X(TF_DeleteImportGraphDefOptions, void, (TF_ImportGraphDefOptions*))                        \
+  X(TF_GraphImportGraphDef, void,                                                             \
+    (TF_Graph*, const TF_Buffer*, const TF_ImportGraphDefOptions*, TF_Status*))               \
+  X(TF_GraphOperationByName, TF_Operation*, (TF_Graph*, const char*))                         \
+  X(TF_OperationNumOutputs, int, (TF_Operation*))                                             \
+  X(TF_OperationOutputType, TF_DataType, (TF_Output))                                         \
+  X(TF_GraphGetTensorNumDims, int, (TF_Graph*, TF_Output, TF_Status*))                        \
+  X(TF_GraphGetTensorShape, void, (TF_Graph*, TF_Output, int64_t*, int, TF_Status*))
 
 struct TfApi {
   void* handle = nullptr;
@@ -154,14 +166,21 @@ void PutMessageField(std::string& s, int field, const std::string& msg) {
 }
 }  // namespace
 
-std::string MakeConfigProto(int intra, int inter, bool disable_constant_folding) {
+std::string MakeConfigProto(int intra, int inter, bool disable_constant_folding,
+                            bool disable_grappler) {
   std::string s;
   if (intra != 0) PutVarintField(s, 2, intra);  // intra_op_parallelism_threads
   if (inter != 0) PutVarintField(s, 5, inter);  // inter_op_parallelism_threads
-  if (disable_constant_folding) {
+  if (disable_constant_folding || disable_grappler) {
     std::string opt, rw, go;
-    PutVarintField(opt, 3, -1);    // OptimizerOptions.opt_level = L0 (-1): no classic const folding
-    PutVarintField(rw, 3, 2);      // RewriterConfig.constant_folding = OFF (2): no grappler folding
+    // OptimizerOptions.opt_level = L0 (-1): no classic const folding. Its do_constant_folding
+    // (field 2) is left unwritten: false is the proto3 default, and only L1 would turn it on.
+    PutVarintField(opt, 3, -1);
+    // RewriterConfig.constant_folding = OFF (2): no grappler folding.
+    if (disable_constant_folding) PutVarintField(rw, 3, 2);
+    // RewriterConfig.disable_meta_optimizer = true: no grappler pass runs at all (no remapper
+    // fusions, no layout or arithmetic rewrites), the graph is executed as written.
+    if (disable_grappler) PutVarintField(rw, 19, 1);
     PutMessageField(go, 3, opt);   // GraphOptions.optimizer_options
     PutMessageField(go, 10, rw);   // GraphOptions.rewrite_options
     PutMessageField(s, 10, go);    // ConfigProto.graph_options
@@ -474,6 +493,229 @@ void TfNativeConv::Run() { eager_ ? eager_->Run() : graph_->Run(); }
 
 void TfNativeConv::RunAndCopy(float* out) {
   eager_ ? eager_->RunAndCopy(out) : graph_->RunAndCopy(out);
+}
+
+// ------------------------------------------------------------------ imported graph
+namespace {
+std::string DtypeName(int t) {
+  switch (t) {
+    case 1: return "float32";
+    case 2: return "float64";
+    case 3: return "int32";
+    case 4: return "uint8";
+    case 7: return "string";
+    case 9: return "int64";
+    case 10: return "bool";
+    case 14: return "bfloat16";
+    case 19: return "float16";
+    default: return "TF dtype " + std::to_string(t);
+  }
+}
+std::string ShapeString(const std::vector<int64_t>& dims) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    r += (i ? ", " : "") + (dims[i] < 0 ? std::string("?") : std::to_string(dims[i]));
+  }
+  return r + "]";
+}
+// The graph's static shape of `o` (-1 for a dim shape inference left open); an unknown rank is
+// *rank = -1 and no dims.
+std::vector<int64_t> StaticShape(const TfApi& A, TF_Graph* g, TF_Output o, TF_Status* st,
+                                 int* rank, const std::string& what) {
+  *rank = A.TF_GraphGetTensorNumDims(g, o, st);
+  Check(A, st, ("TF_GraphGetTensorNumDims(" + what + ")").c_str());
+  std::vector<int64_t> dims(*rank > 0 ? *rank : 0);
+  if (*rank > 0) {
+    A.TF_GraphGetTensorShape(g, o, dims.data(), *rank, st);
+    Check(A, st, ("TF_GraphGetTensorShape(" + what + ")").c_str());
+  }
+  return dims;
+}
+}  // namespace
+
+TfGraphRunner::TfGraphRunner(const std::string& lib_path, const std::string& graph_def,
+                             const std::string& input_op, const std::string& output_op,
+                             std::vector<int64_t> input_shape, const float* input, int threads,
+                             bool optimize)
+    : TfGraphRunner(LoadTf(lib_path), graph_def, input_op, output_op, std::move(input_shape),
+                    input, threads, optimize) {}
+
+TfGraphRunner::TfGraphRunner(std::shared_ptr<const TfApi> api, const std::string& graph_def,
+                             const std::string& input_op, const std::string& output_op,
+                             std::vector<int64_t> input_shape, const float* input, int threads,
+                             bool optimize)
+    : api_(std::move(api)),
+      input_name_(input_op),
+      output_name_(output_op),
+      in_shape_(std::move(input_shape)) {
+  if (!api_) throw std::invalid_argument("TfGraphRunner: no TF C API (null TfApi)");
+  const TfApi& A = *api_;
+  if (threads < 0) {
+    throw std::invalid_argument("TfGraphRunner: threads must be >= 0 (0: TF's default), got " +
+                                std::to_string(threads));
+  }
+  for (int64_t d : in_shape_) {
+    if (d < 0) {
+      throw std::invalid_argument("TfGraphRunner: input shape " + ShapeString(in_shape_) +
+                                  " has a negative dim");
+    }
+  }
+  if (graph_def.empty()) {
+    // An empty buffer is a valid, empty GraphDef: say so instead of "no operation named ...".
+    throw std::invalid_argument("TfGraphRunner: the GraphDef is empty (0 bytes)");
+  }
+  auto* st = A.TF_NewStatus();
+  status_ = st;
+  try {
+    auto* g = A.TF_NewGraph();
+    graph_ = g;
+    // The default import options: no name prefix, so operations keep their names in the GraphDef.
+    TF_Buffer* buf = A.TF_NewBufferFromString(graph_def.data(), graph_def.size());
+    TF_ImportGraphDefOptions* io = A.TF_NewImportGraphDefOptions();
+    A.TF_GraphImportGraphDef(g, buf, io, st);
+    A.TF_DeleteImportGraphDefOptions(io);
+    A.TF_DeleteBuffer(buf);  // the graph holds its own copy of every node
+    if (A.TF_GetCode(st) != TF_OK) {
+      throw std::runtime_error("TfGraphRunner: cannot import the GraphDef (" +
+                               std::to_string(graph_def.size()) + " bytes): " + A.TF_Message(st));
+    }
+
+    auto find = [&](const std::string& name, const char* role) {
+      TF_Operation* o = A.TF_GraphOperationByName(g, name.c_str());
+      if (!o) {
+        throw std::invalid_argument("TfGraphRunner: the graph has no operation named '" + name +
+                                    "' (the " + role + " operation)");
+      }
+      if (A.TF_OperationNumOutputs(o) < 1) {
+        throw std::invalid_argument(std::string("TfGraphRunner: ") + role + " operation '" + name +
+                                    "' has no outputs");
+      }
+      return o;
+    };
+    auto* in_op = find(input_name_, "input");
+    auto* out_op = find(output_name_, "output");
+    in_op_ = in_op;
+    out_op_ = out_op;
+
+    // Dtypes and the fed shape are checked here, once, so that a mismatch names the tensor
+    // instead of surfacing as a TF_SessionRun failure on the first run.
+    const TF_Output in{in_op, 0}, out{out_op, 0};
+    if (int t = int(A.TF_OperationOutputType(in)); t != TF_FLOAT) {
+      throw std::invalid_argument("TfGraphRunner: input '" + input_name_ + ":0' is " +
+                                  DtypeName(t) + ", only float32 inputs are supported");
+    }
+    if (int t = int(A.TF_OperationOutputType(out)); t != TF_FLOAT) {
+      throw std::invalid_argument("TfGraphRunner: output '" + output_name_ + ":0' is " +
+                                  DtypeName(t) + ", only float32 outputs are supported");
+    }
+    int in_rank = -1;
+    auto want = StaticShape(A, g, in, st, &in_rank, input_name_ + ":0");
+    bool fits = in_rank < 0 || std::size_t(in_rank) == in_shape_.size();
+    for (std::size_t i = 0; fits && in_rank > 0 && i < want.size(); ++i) {
+      fits = want[i] < 0 || want[i] == in_shape_[i];
+    }
+    if (!fits) {
+      throw std::invalid_argument("TfGraphRunner: input of shape " + ShapeString(in_shape_) +
+                                  " does not fit '" + input_name_ + ":0', of shape " +
+                                  ShapeString(want) + " in the graph");
+    }
+    int out_rank = -1;
+    out_shape_ = StaticShape(A, g, out, st, &out_rank, output_name_ + ":0");
+    out_known_ = out_rank >= 0 && std::all_of(out_shape_.begin(), out_shape_.end(),
+                                              [](int64_t d) { return d >= 0; });
+
+    in_t_ = MakeTensor(A, in_shape_.data(), static_cast<int>(in_shape_.size()), input);
+
+    std::string cfg = MakeConfigProto(threads, 1, /*disable_constant_folding=*/!optimize,
+                                      /*disable_grappler=*/!optimize);
+    TF_SessionOptions* so = A.TF_NewSessionOptions();
+    A.TF_SetConfig(so, cfg.data(), cfg.size(), st);
+    if (A.TF_GetCode(st) != TF_OK) A.TF_DeleteSessionOptions(so);
+    Check(A, st, "TF_SetConfig");
+    session_ = A.TF_NewSession(g, so, st);
+    A.TF_DeleteSessionOptions(so);
+    Check(A, st, "TF_NewSession");
+  } catch (...) {
+    Cleanup();
+    throw;
+  }
+}
+
+TfGraphRunner::~TfGraphRunner() { Cleanup(); }
+
+void TfGraphRunner::Cleanup() {
+  const TfApi& A = *api_;
+  auto* st = static_cast<TF_Status*>(status_);
+  if (session_) {
+    A.TF_CloseSession(static_cast<TF_Session*>(session_), st);
+    A.TF_DeleteSession(static_cast<TF_Session*>(session_), st);
+  }
+  if (graph_) A.TF_DeleteGraph(static_cast<TF_Graph*>(graph_));
+  if (in_t_) A.TF_DeleteTensor(static_cast<TF_Tensor*>(in_t_));
+  if (st) A.TF_DeleteStatus(st);
+  session_ = graph_ = in_t_ = status_ = in_op_ = out_op_ = nullptr;
+}
+
+void* TfGraphRunner::Execute() {
+  const TfApi& A = *api_;
+  auto* st = static_cast<TF_Status*>(status_);
+  TF_Output in{static_cast<TF_Operation*>(in_op_), 0};
+  TF_Output out{static_cast<TF_Operation*>(out_op_), 0};
+  TF_Tensor* val = static_cast<TF_Tensor*>(in_t_);
+  TF_Tensor* result = nullptr;
+  A.TF_SessionRun(static_cast<TF_Session*>(session_), nullptr, &in, &val, 1, &out, &result, 1,
+                  nullptr, 0, nullptr, st);
+  if (A.TF_GetCode(st) != TF_OK) {
+    if (result) A.TF_DeleteTensor(result);
+    throw std::runtime_error("TfGraphRunner: running '" + output_name_ + ":0' failed (TF code " +
+                             std::to_string(int(A.TF_GetCode(st))) + "): " + A.TF_Message(st));
+  }
+  if (!result) throw std::runtime_error("TfGraphRunner: TF_SessionRun returned no output");
+  if (!out_known_) {
+    // Shape inference left a dim open (a placeholder with a None dim): the run says what it is.
+    // Recorded once, so the timed runs after the first pay nothing for it.
+    out_shape_.resize(A.TF_NumDims(result));
+    for (std::size_t i = 0; i < out_shape_.size(); ++i) out_shape_[i] = A.TF_Dim(result, int(i));
+    out_known_ = true;
+  }
+  return result;
+}
+
+void TfGraphRunner::Run() { api_->TF_DeleteTensor(static_cast<TF_Tensor*>(Execute())); }
+
+void TfGraphRunner::RunAndCopy(float* out, std::size_t n) {
+  const TfApi& A = *api_;
+  // With the shape known, a wrong-sized array is refused before the graph runs for nothing.
+  if (out_known_ && n != OutputElems()) {
+    throw std::invalid_argument("TfGraphRunner: the output array has " + std::to_string(n) +
+                                " elements, '" + output_name_ + ":0' produces " +
+                                std::to_string(OutputElems()) + " " + ShapeString(out_shape_));
+  }
+  auto* t = static_cast<TF_Tensor*>(Execute());
+  std::string err;
+  std::size_t elems = 1;
+  for (int i = 0, nd = A.TF_NumDims(t); i < nd; ++i) elems *= std::size_t(A.TF_Dim(t, i));
+  if (int dt = int(A.TF_TensorType(t)); dt != TF_FLOAT) {
+    err = "'" + output_name_ + ":0' produced " + DtypeName(dt) + ", expected float32";
+  } else if (elems != n || A.TF_TensorByteSize(t) != n * sizeof(float)) {
+    err = "the output array has " + std::to_string(n) + " elements, '" + output_name_ +
+          ":0' produced " + std::to_string(elems);
+  } else {
+    std::memcpy(out, A.TF_TensorData(t), n * sizeof(float));
+  }
+  A.TF_DeleteTensor(t);
+  if (!err.empty()) throw std::invalid_argument("TfGraphRunner: " + err);
+}
+
+const std::vector<int64_t>& TfGraphRunner::OutputShape() {
+  if (!out_known_) Run();
+  return out_shape_;
+}
+
+std::size_t TfGraphRunner::OutputElems() {
+  std::size_t n = 1;
+  for (int64_t d : OutputShape()) n *= std::size_t(d);
+  return n;
 }
 
 }  // namespace convbench

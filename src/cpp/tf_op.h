@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace convbench {
 
@@ -16,8 +18,11 @@ struct TfApi;  // the loaded library and its function table (tf_op.cc)
 std::shared_ptr<const TfApi> LoadTf(const std::string& lib_path);
 
 // A serialized tensorflow.ConfigProto: intra_op_parallelism_threads (field 2) and
-// inter_op_parallelism_threads (field 5); optionally graph_options that turn constant folding off.
-std::string MakeConfigProto(int intra, int inter, bool disable_constant_folding = false);
+// inter_op_parallelism_threads (field 5); optionally graph_options that turn constant folding off
+// (classic and grappler's) or grappler as a whole (the meta optimizer, which runs every grappler
+// pass). Either option also sets the classic optimizer to L0. 0 threads leaves the field unset.
+std::string MakeConfigProto(int intra, int inter, bool disable_constant_folding = false,
+                            bool disable_grappler = false);
 
 // Input NHWC, filter HWIO (KH, KW, C, O), output NHWC.
 struct TfConvShape {
@@ -105,6 +110,51 @@ class TfNativeConv {
   TfConvShape spec_;
   std::unique_ptr<TfEagerConv> eager_;
   std::unique_ptr<TfGraphConv> graph_;
+};
+
+// A frozen graph (a serialized GraphDef, weights as Const nodes) imported whole and run with
+// TF_SessionRun: one float32 input fed on every run, output 0 of one operation fetched, which is
+// what Session.run does for a model's forward pass. Same process-wide thread pool caveat as
+// above. One caller at a time: runs share one TF_Status.
+class TfGraphRunner {
+ public:
+  // input: the caller's data in input_shape, copied once into the tensor every run feeds.
+  // optimize=false turns grappler off entirely (and classic constant folding), so the session
+  // runs the graph as written; true leaves TF's default optimizations on. intra-op = threads
+  // (0: TF's default), inter-op = 1.
+  TfGraphRunner(std::shared_ptr<const TfApi> api, const std::string& graph_def,
+                const std::string& input_op, const std::string& output_op,
+                std::vector<int64_t> input_shape, const float* input, int threads, bool optimize);
+  TfGraphRunner(const std::string& lib_path, const std::string& graph_def,
+                const std::string& input_op, const std::string& output_op,
+                std::vector<int64_t> input_shape, const float* input, int threads, bool optimize);
+  ~TfGraphRunner();
+  TfGraphRunner(const TfGraphRunner&) = delete;
+  TfGraphRunner& operator=(const TfGraphRunner&) = delete;
+
+  void Run();                                // one TF_SessionRun; the output is dropped
+  void RunAndCopy(float* out, std::size_t n);  // n must be the output's element count
+
+  // The output's shape: the graph's static one when shape inference knows every dim, else the
+  // one the first run produced (a run is made here if none has been yet).
+  const std::vector<int64_t>& OutputShape();
+  std::size_t OutputElems();
+  const std::vector<int64_t>& InputShape() const { return in_shape_; }
+
+ private:
+  void* Execute();  // TF_Tensor*, owned by the caller
+  void Cleanup();
+  std::shared_ptr<const TfApi> api_;
+  std::string input_name_, output_name_;
+  std::vector<int64_t> in_shape_;
+  std::vector<int64_t> out_shape_;
+  bool out_known_ = false;
+  void* status_ = nullptr;   // TF_Status*
+  void* graph_ = nullptr;    // TF_Graph*
+  void* session_ = nullptr;  // TF_Session*
+  void* in_t_ = nullptr;     // TF_Tensor* (fed)
+  void* in_op_ = nullptr;    // TF_Operation*
+  void* out_op_ = nullptr;   // TF_Operation*
 };
 
 }  // namespace convbench

@@ -1,0 +1,193 @@
+"""The reconstructed model: its histogram and cut points, cuts and their errors, TVM's Relax
+build against TF for the log's blocks, and the per-layer table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from convbench.layers import layer_table, node_layers
+from convbench.model import Graph, ModelWorkload, histogram_mismatch, load_model, parse_model
+from convbench.run import run_worker
+from convbench.spec import SpecError, Workload, load_spec
+
+SHAPES = Path(__file__).resolve().parents[1] / "shapes.yaml"
+
+# The research log's conv histogram (26.10.2018), typed from the log, not derived.
+LOG_HISTOGRAM = {
+    (1, 108, 21, 32): 3,
+    (1, 108, 21, 64): 35,
+    (1, 108, 11, 128): 35,
+    (1, 54, 6, 192): 20,
+    (1, 54, 6, 256): 20,
+    (1, 54, 1, 1318): 1,
+}
+# The log's cut points in model order, with the shapes the reconstruction gives them.
+CUT_POINTS = [
+    ("expand_conv1/add_1", (1, 108, 21, 64)),
+    ("conv_block1/unit1/add_2", (1, 108, 21, 64)),
+    ("expand_conv2/add_7", (1, 108, 11, 128)),
+    ("expand_conv3/add_13", (1, 54, 6, 192)),
+    ("expand_conv4/add_17", (1, 54, 6, 256)),
+    ("conv2d_116/BiasAdd", (1, 54, 1, 1318)),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = load_model(SHAPES)
+    assert m is not None, "shapes.yaml has no model section"
+    return m
+
+
+@pytest.fixture(scope="module")
+def graph(model):
+    return Graph.from_spec(model)
+
+
+def test_histogram_equals_the_logs(graph):
+    assert dict(graph.histogram) == LOG_HISTOGRAM
+    assert sum(graph.histogram.values()) == 114
+
+
+def test_histogram_equals_the_convs_section(graph):
+    assert histogram_mismatch(graph, load_spec(SHAPES)) == []
+    want = Counter({Workload(c, 1).output_shape: c.count for c in load_spec(SHAPES)})
+    assert dict(want) == LOG_HISTOGRAM
+
+
+def test_cut_points_exist_in_order_with_their_shapes(graph):
+    idx = [graph.names.index(name) for name, _ in CUT_POINTS]
+    assert idx == sorted(idx)
+    for name, shape in CUT_POINTS:
+        assert graph.node(name).shape == shape
+    assert graph.output == "conv2d_116/BiasAdd"
+
+
+def test_the_logs_blocks(model, graph):
+    blocks = {b.name: graph.cut(b.start, b.stop) for b in model.blocks}
+    b1, b2 = blocks["block1"], blocks["block2"]
+    assert (b1.input, b1.output) == ("expand_conv1/add_1", "conv_block1/unit1/add_2")
+    assert (b2.input, b2.output) == ("expand_conv3/add_13", "expand_conv4/add_17")
+    assert b1.input_shape == (1, 108, 21, 64) and b1.output_shape == (1, 108, 21, 64)
+    assert b2.input_shape == (1, 54, 6, 192) and b2.output_shape == (1, 54, 6, 256)
+    # block2 is conv_block3 (3 units of 5) and expand_conv4 (4 + 1x1 shortcut)
+    assert len(b2.convs()) == 3 * 5 + 5
+    assert model.partsearch == [name for name, _ in CUT_POINTS if name != "conv_block1/unit1/add_2"]
+
+
+def test_a_cut_gets_the_full_models_weights(graph):
+    b1 = graph.cut("expand_conv1/add_1", "conv_block1/unit1/add_2")
+    full, part = graph.weights(), b1.weights()
+    assert part.keys() <= full.keys() and len(part) > 0
+    for k, v in part.items():
+        np.testing.assert_array_equal(v, full[k])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "message"),
+    [
+        ("expand_conv1/add_1", "no/such/node", "has no node named 'no/such/node'"),
+        ("expand_conv1/add1", "expand_conv2/add_7", "did you mean 'expand_conv1/add_1'"),
+        ("expand_conv2/add_7", "expand_conv1/add_1", "comes before 'expand_conv2/add_7'"),
+        ("expand_conv1/add_1", "expand_conv1/add_1", "at the same place"),
+        ("expand_conv1/relu1", "expand_conv1/add_1", "also reads 'stem/unit1/add'"),
+    ],
+)
+def test_bad_cuts_are_refused_with_a_message(graph, start, stop, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        graph.cut(start, stop)
+
+
+def test_a_bad_model_section_names_the_field():
+    raw = {
+        "name": "m",
+        "input": [1, 8, 8, 1],
+        "stem": {"channels": 8},
+        "stages": [{"channels": 16, "expand_depth": 1, "units": -1, "depth": 1}],
+        "logits": {"name": "out", "classes": 4, "kernel": [1, 8]},
+    }
+    with pytest.raises(SpecError, match=r"f\.yaml: model\.stages\[0\]\.units"):
+        parse_model(raw, "f.yaml")
+    raw["stages"][0]["units"] = 1
+    raw["blocks"] = [{"name": "b", "from": "expand_conv1/add_1", "to": "nowhere"}]
+    with pytest.raises(SpecError, match="has no node named 'nowhere'"):
+        parse_model(raw, "f.yaml")
+
+
+def test_layers_group_a_conv_with_its_epilogue(graph):
+    b1 = graph.cut("expand_conv1/add_1", "conv_block1/unit1/add_2")
+    layers, of = node_layers(b1)
+    assert len(layers) == 6 and all(b1.node(name).kind == "conv" for name in layers)
+    assert of["conv_block1/unit1/add_2"] == "conv_block1/unit1/conv6"
+    assert of["conv_block1/unit1/relu1"] == "conv_block1/unit1/conv1"
+
+
+def test_layer_table_refuses_a_plan_that_does_not_match(graph):
+    b1 = graph.cut("expand_conv1/add_1", "conv_block1/unit1/add_2")
+    raw = {
+        "tvm_calls": [{"func": "fused_conv2d_add", "median_s": 1.0}],
+        "tvm_whole_s": 1.0,
+        "tf_ops": {},
+        "tf_op_types": {},
+        "tf_whole_s": 1.0,
+    }
+    with pytest.raises(ValueError, match="1 conv functions for 6 conv layers"):
+        layer_table(b1, raw)
+
+
+# --- TVM against TF --------------------------------------------------------------------------
+def _check(kernel_cache, mw: ModelWorkload, unfused: bool = False) -> dict:
+    paths = {"fused": str(kernel_cache.model(mw, True).path)}
+    if unfused:
+        paths["unfused"] = str(kernel_cache.model(mw, False).path)
+    task = {"kind": "check", **mw.task(), "kernel_paths": paths, "seed": 0}
+    return run_worker(task, 600)
+
+
+@pytest.mark.parametrize("block", ["block1", "block2"])
+def test_block_matches_tf(kernel_cache, model, block):
+    b = next(b for b in model.blocks if b.name == block)
+    mw = ModelWorkload(block, "block", model, b.start, b.stop, 1)
+    result = _check(kernel_cache, mw, unfused=block == "block1")
+    assert result["builds"].keys() == ({"fused", "unfused"} if block == "block1" else {"fused"})
+    for label, r in result["builds"].items():
+        assert r["rtol"] == 1e-4
+        assert r["ok"], f"{block} {label}: max_rel_err {r['max_rel_err']:.3g} > 1e-4"
+        # the error is a float32 rounding difference, far below the bar
+        assert r["tvm_vs_f64_rel_err"] < 1e-5
+    assert result["tf_vs_f64_rel_err"] < 1e-5
+
+
+def test_whole_model_matches_tf(kernel_cache, model):
+    mw = ModelWorkload(model.name, "model", model, None, "conv2d_116/BiasAdd", 1)
+    result = _check(kernel_cache, mw)
+    r = result["builds"]["fused"]
+    assert r["rtol"] == 1e-3
+    assert r["ok"], f"whole model: max_rel_err {r['max_rel_err']:.3g} > 1e-3"
+    assert r["ref_max_abs"] > 0
+
+
+def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
+    m = load_model(tiny_model)
+    mw = ModelWorkload("blockA", "block", m, "expand_conv1/add_1", "conv_block1/unit1/add_2", 1)
+    k = kernel_cache.model(mw, True)
+    task = {
+        "kind": "layers",
+        **mw.task(),
+        "kernel_path": str(k.path),
+        "threads": 1,
+        "cpus": [sorted(__import__("os").sched_getaffinity(0))[0]],
+        "seed": 0,
+        "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 3},
+        "tf_runs": 3,
+    }
+    raw = run_worker(task, 600)
+    table = layer_table(mw.graph, raw)
+    layers = [r["layer"] for r in table["rows"]]
+    assert layers[:2] == ["conv_block1/unit1/conv1", "conv_block1/unit1/conv2"]
+    for row in table["rows"][:2]:
+        assert row["tvm_s"] > 0 and row["tf_s"] > 0 and row["tvm_funcs"] and row["tf_ops"]
+    assert table["tvm_sum_s"] > 0 and table["tf_sum_s"] > 0
