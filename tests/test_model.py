@@ -191,3 +191,118 @@ def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
     for row in table["rows"][:2]:
         assert row["tvm_s"] > 0 and row["tf_s"] > 0 and row["tvm_funcs"] and row["tf_ops"]
     assert table["tvm_sum_s"] > 0 and table["tf_sum_s"] > 0
+
+
+# --- the CLI on a tiny model ------------------------------------------------------------------
+QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
+
+
+def _convbench(*args: str, cwd: Path):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "convbench.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ),
+    )
+
+
+def test_partsearch_writes_json_and_png(tiny_model, tmp_path):
+    import json
+
+    proc = _convbench(
+        "partsearch",
+        "--shapes",
+        str(tiny_model),
+        "--threads",
+        "1",
+        *QUICK,
+        "--paths",
+        "tvm/native,tf/native-graph,tf/session,tf/kernel",
+        "--json",
+        str(tmp_path / "ps.json"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "ps.json").read_text())
+    png = (tmp_path / "ps.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    prefixes = [w for w in doc["workloads"] if w["kind"] != "conv"]
+    assert [w["to"] for w in prefixes] == [
+        "expand_conv1/add_1",
+        "expand_conv2/add_3",
+        "conv2d_12/BiasAdd",
+    ]
+    measured = {(r["workload"], r["backend"], r["path"]) for r in doc["records"]}
+    for w in prefixes:
+        for path in (("tvm", "native"), ("tf", "native-graph"), ("tf", "session")):
+            assert (w["name"], *path) in measured
+    checks = {c["workload"]: c for c in doc["checks"]}
+    assert all(checks[w["name"]]["ok"] for w in prefixes)
+    # the whole-model prefix gets its conv time predicted from the two single convs
+    pred = {p["backend"]: p for p in doc["conv_prediction"]}
+    assert pred.keys() == {"tvm", "tf"}
+    assert pred["tvm"]["workload"] == "to:conv2d_12/BiasAdd"
+    assert pred["tvm"]["predicted_conv_s"] > 0 and pred["tvm"]["measured_s"] > 0
+
+
+def test_run_with_a_cut_measures_all_model_paths(tiny_model, tmp_path):
+    import json
+
+    from convbench.run import MODEL_PATHS
+
+    proc = _convbench(
+        "--shapes",
+        str(tiny_model),
+        "--threads",
+        "1",
+        *QUICK,
+        "--no-convs",
+        "--from",
+        "expand_conv1/add_1",
+        "--to",
+        "expand_conv2/add_3",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [w["name"] for w in doc["workloads"]] == ["expand_conv1/add_1..expand_conv2/add_3"]
+    assert {(r["backend"], r["path"]) for r in doc["records"]} == set(MODEL_PATHS)
+    check = doc["checks"][0]
+    assert check["ok"] and check["builds"].keys() == {"fused", "unfused"}
+    (layers,) = doc["layers"]
+    assert layers["tvm_sum_s"] > 0 and layers["tf_sum_s"] > 0
+    assert "per layer" in proc.stdout and "model cuts" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "expand_conv2/add_3", "--to", "expand_conv1/add_1"], "comes before"),
+        (["--from", "expand_conv1/add_1", "--to", "nowhere"], "has no node named 'nowhere'"),
+        (["--from", "expand_conv1/add_1"], "--from needs --to"),
+    ],
+)
+def test_bad_cut_on_the_command_line(tiny_model, tmp_path, args, message):
+    proc = _convbench("--shapes", str(tiny_model), *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_nodes_lists_the_cut_points(tmp_path):
+    proc = _convbench("nodes", "--shapes", str(SHAPES), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name, _ in CUT_POINTS:
+        assert name in proc.stdout

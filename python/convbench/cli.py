@@ -145,9 +145,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="cut the model from this node (default: its input); with --to",
     )
-    g.add_argument(
-        "--to", dest="cut_to", metavar="NODE", default=None, help="... to this node"
-    )
+    g.add_argument("--to", dest="cut_to", metavar="NODE", default=None, help="... to this node")
     g.add_argument("--no-model", action="store_true", help="single convs only")
     g.add_argument("--no-convs", action="store_true", help="model cuts only")
     g.add_argument(

@@ -64,8 +64,9 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         if "conv2d" in c["func"]:
             current = conv_layers[k]
             k += 1
-        rows.setdefault(current, {"layer": current, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0,
-                                  "tf_ops": []})
+        rows.setdefault(
+            current, {"layer": current, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
+        )
         rows[current]["tvm_s"] += c["median_s"]
         rows[current]["tvm_funcs"].append(c["func"])
     names = g.names
@@ -111,8 +112,12 @@ def conv_prediction(workloads: list[Any], records: list[dict[str, Any]]) -> list
     out = []
     for m in workloads:
         if isinstance(m, Workload) or not (
-            m.kind == "model" or (m.start is None and m.stop == m.graph.output and
-                                  len(m.graph.nodes) == len(Graph.from_spec(m.spec).nodes))
+            m.kind == "model"
+            or (
+                m.start is None
+                and m.stop == m.graph.output
+                and len(m.graph.nodes) == len(Graph.from_spec(m.spec).nodes)
+            )
         ):
             continue
         for threads in sorted({r["threads"] for r in records if r["workload"] == m.name}):

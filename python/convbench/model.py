@@ -332,7 +332,9 @@ class _Builder:
         x = self.conv("stem/conv", "input", m.stem.channels, m.stem.kernel)
         x = self.relu("stem/relu", self.bn("stem/bn", x))
         for u in range(1, m.stem.units + 1):
-            y = self.branch(f"stem/unit{u}", x, m.stem.channels, m.stem.depth, m.stem.kernel, (1, 1))
+            y = self.branch(
+                f"stem/unit{u}", x, m.stem.channels, m.stem.depth, m.stem.kernel, (1, 1)
+            )
             x = self.add(f"stem/unit{u}", y, x)
         for i, s in enumerate(m.stages, start=1):
             scope = f"expand_conv{i}"
@@ -366,7 +368,7 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def parse_model(raw: Any, source: str = "<shapes>") -> ModelSpec:
-    """Validate a `model` mapping; SpecError names the file and the field (model.stages[1].units)."""
+    """Validate a `model` mapping; SpecError names the file and field (model.stages[1].units)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: model: expected a mapping, got {type(raw).__name__}")
     try:
@@ -466,7 +468,11 @@ class ModelWorkload:
     def from_task(cls, task: dict[str, Any]) -> ModelWorkload:
         m = task["model_workload"]
         return cls(
-            m["name"], m["kind"], ModelSpec.model_validate(m["model"]), m["from"], m["to"],
+            m["name"],
+            m["kind"],
+            ModelSpec.model_validate(m["model"]),
+            m["from"],
+            m["to"],
             int(m["batch"]),
         )
 
@@ -489,7 +495,9 @@ class ModelWorkload:
 
 
 def model_workloads(
-    spec: ModelSpec, batches: list[int], cuts: list[tuple[str | None, str]] | None = None,
+    spec: ModelSpec,
+    batches: list[int],
+    cuts: list[tuple[str | None, str]] | None = None,
     partsearch: bool = False,
 ) -> list[ModelWorkload]:
     """The default set: the named blocks and the whole model; or the given from/to cuts; or

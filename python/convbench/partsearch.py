@@ -35,18 +35,16 @@ def plot(doc: dict[str, Any], png: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 6))
     styles = ["-", "--", ":", "-."]
     threads = sorted({k[1] for k in lines})
+    paths = sorted({k[0] for k in lines})
+    palette = plt.get_cmap("tab10")
     for (path, t, b), pts in sorted(lines.items()):
         xs = sorted(pts)
-        color = "tab:blue" if path.startswith("tvm") else "tab:orange"
-        marker = {"native": "o", "python": "s", "native-graph": "o", "session": "^"}.get(
-            path.split("/", 1)[1], "x"
-        )
         ax.plot(
             xs,
             [pts[x] for x in xs],
             styles[threads.index(t) % len(styles)],
-            marker=marker,
-            color=color if "/native" in path else None,
+            marker="o" if path.startswith("tvm/") else "^",
+            color=palette(paths.index(path) % 10),
             label=f"{path} t{t}" + (f" b{b}" if b != 1 else ""),
         )
     ax.set_xticks(range(len(prefixes)))
@@ -83,16 +81,24 @@ def partsearch_main(argv: list[str]) -> int:
     _add_workload_args(p)
     p.add_argument("--json", type=Path, default=None, help="results file")
     p.add_argument("--png", type=Path, default=None, help="plot (default: the JSON's name, .png)")
-    p.add_argument("--paths", type=_paths, default=_paths(DEFAULT_PATHS), metavar="LIST",
-                   help=f"backend/path list ({DEFAULT_PATHS})")
+    p.add_argument(
+        "--paths",
+        type=_paths,
+        default=_paths(DEFAULT_PATHS),
+        metavar="LIST",
+        help=f"backend/path list ({DEFAULT_PATHS})",
+    )
     p.add_argument("--samples", type=_positive_int, default=10, help="samples per cell (10)")
     p.add_argument("--min-sample-time", type=_positive_float, default=0.01, metavar="S")
     p.add_argument("--warmup", type=_positive_float, default=0.05, metavar="S")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--cell-timeout", type=_positive_float, default=600.0, metavar="S")
-    p.add_argument("--no-convs", action="store_true",
-                   help="skip the single convs (and the conv-time prediction)")
+    p.add_argument(
+        "--no-convs",
+        action="store_true",
+        help="skip the single convs (and the conv-time prediction)",
+    )
     args = p.parse_args(argv)
     console, err = _consoles()
     specs = _load_specs(args.shapes, err)

@@ -70,7 +70,9 @@ def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
                     gamma, beta, mean, var = (const(weights[p]) for p in n.params)
                     # tf.nn.batch_normalization's form: x * inv + (beta - mean * inv)
                     inv = R.multiply(R.rsqrt(R.add(var, eps)), gamma)
-                    y = bb.emit(R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv))))
+                    y = bb.emit(
+                        R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv)))
+                    )
                 elif n.kind == "relu":
                     y = bb.emit(R.nn.relu(a[0]))
                 elif n.kind == "add":

@@ -206,7 +206,7 @@ def model_table(doc: dict[str, Any]) -> Table:
         tf = {p: v for p, v in med.items() if p.startswith("tf/")}
         best = min(tf.items(), key=lambda kv: kv[1]) if tf else None
 
-        def gain(slow: str, fast: str) -> str:
+        def gain(slow: str, fast: str, med: dict[str, float] = med) -> str:
             a, b = med.get(slow), med.get(fast)
             return f"{a / b:.2f}x" if a and b else "-"
 
@@ -241,21 +241,35 @@ def layers_tables(doc: dict[str, Any]) -> list[Table]:
         for r in e["rows"]:
             ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
-            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio,
-                      ",".join(ops))
+            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ",".join(ops))
         out.append(t)
     return out
 
 
 def prediction_table(doc: dict[str, Any]) -> Table:
     t = Table(title="the model's conv time predicted from the single convs (count x time)")
-    for col in ("workload", "batch", "thr", "conv path", "predicted", "model path", "measured",
-                "outside convs"):
+    for col in (
+        "workload",
+        "batch",
+        "thr",
+        "conv path",
+        "predicted",
+        "model path",
+        "measured",
+        "outside convs",
+    ):
         t.add_column(col, no_wrap=True)
     for p in doc.get("conv_prediction", []):
-        t.add_row(p["workload"], str(p["batch"]), str(p["threads"]), p["conv_path"],
-                  fmt_time(p["predicted_conv_s"]), p["model_path"], fmt_time(p["measured_s"]),
-                  f"{p['outside_convs_share']:+.1%}")
+        t.add_row(
+            p["workload"],
+            str(p["batch"]),
+            str(p["threads"]),
+            p["conv_path"],
+            fmt_time(p["predicted_conv_s"]),
+            p["model_path"],
+            fmt_time(p["measured_s"]),
+            f"{p['outside_convs_share']:+.1%}",
+        )
     return t
 
 

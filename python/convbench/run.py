@@ -518,8 +518,10 @@ class Runner:
         if cell.backend == "tvm" and k is None:
             self._error("measure", where, "no kernel: its build failed (see the build error)")
             return None
-        if cell.backend == "tf" and cell.path.startswith("native-graph") and not isinstance(
-            w, Workload
+        if (
+            cell.backend == "tf"
+            and cell.path.startswith("native-graph")
+            and not isinstance(w, Workload)
         ):
             if w.key not in self.graph_defs:
                 self._error("measure", where, "no GraphDef: its export failed (see the error)")
@@ -577,6 +579,15 @@ class Runner:
         self.emit(
             "start", {"cells": sum(1 for _ in self.cells()), "workloads": len(self.workloads)}
         )
+        if self.options.model is not None and self.specs:
+            from .model import Graph, histogram_mismatch
+
+            diff = histogram_mismatch(Graph.from_spec(self.options.model), self.specs)
+            if diff:
+                self._warn(
+                    "the model's conv histogram differs from the convs section, so the conv-time "
+                    "prediction is off by that much: " + "; ".join(diff)
+                )
         try:
             empty = self.build(cache)
             self.measure_peaks(cache)

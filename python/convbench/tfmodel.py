@@ -66,8 +66,10 @@ def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = 
             elif n.kind == "bn":
                 gamma, beta, mean, var = (c(p) for p in n.params)
                 # tf.nn.batch_normalization, spelled out so the output op carries the node's name
-                sub = (lambda op: f"{n.name}/{op}") if named else (lambda op: None)
-                inv = tf.multiply(tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv"))
+                sub = (lambda op, n=n: f"{n.name}/{op}") if named else (lambda op: None)
+                inv = tf.multiply(
+                    tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv")
+                )
                 shift = tf.subtract(beta, mean * inv, name=sub("shift"))
                 y = tf.add(tf.multiply(a[0], inv, name=sub("mul")), shift, name=nm(n.name))
             elif n.kind == "relu":
@@ -109,7 +111,9 @@ def session_config(tf: Any, threads: int, optimize: bool = True) -> Any:
         from tensorflow.core.protobuf import rewriter_config_pb2
 
         config.graph_options.rewrite_options.disable_meta_optimizer = True
-        config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF
+        config.graph_options.rewrite_options.constant_folding = (
+            rewriter_config_pb2.RewriterConfig.OFF
+        )
         config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
         config.graph_options.optimizer_options.do_constant_folding = False
     return config
@@ -174,7 +178,9 @@ def tf_step_stats(
                 if dt <= 0:
                     dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
                 seen[ns.node_name] = seen.get(ns.node_name, 0.0) + dt
-                label = ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+                label = (
+                    ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+                )
                 kinds.setdefault(ns.node_name, label)
         for k, v in seen.items():
             per_op.setdefault(k, []).append(v)
