@@ -194,22 +194,8 @@ def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
 
 
 # --- the CLI on a tiny model ------------------------------------------------------------------
-QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
-
-
-def _convbench(*args: str, cwd: Path):
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "convbench.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=dict(os.environ),
-    )
+from test_cli import QUICK  # noqa: E402
+from test_cli import convbench as _convbench  # noqa: E402
 
 
 def test_partsearch_writes_json_and_png(tiny_model, tmp_path):

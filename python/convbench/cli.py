@@ -451,6 +451,48 @@ def report_main(argv: list[str]) -> int:
     return 0
 
 
+def run_options(args: argparse.Namespace, **extra: Any) -> Any:
+    """RunOptions from the arguments every run command shares, plus `extra` fields."""
+    from .run import RunOptions
+
+    return RunOptions(
+        threads=args.threads,
+        batches=args.batch,
+        config=RunConfig(
+            warmup_s=args.warmup, min_sample_s=args.min_sample_time, samples=args.samples
+        ),
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        cell_timeout_s=args.cell_timeout,
+        **extra,
+    )
+
+
+def execute(
+    specs: list[Any], options: Any, json_path: Path, console: Console, err: Console
+) -> dict[str, Any] | int:
+    """Runs with the live display and prints the report: the results document, or the exit
+    status when the run could not finish (interrupted: what was measured is in the JSON)."""
+    from .machine import TargetError
+    from .run import Runner
+
+    display = Display(console)
+    runner = Runner(specs, options, json_path=json_path, on_event=display)
+    try:
+        doc = runner.run()
+    except KeyboardInterrupt:
+        display.stop()
+        err.print(f"interrupted: the results measured so far are in {json_path}")
+        return 130
+    except TargetError as e:
+        display.stop()
+        err.print(f"[bold red]convbench:[/] {e}", highlight=False)
+        return 2
+    display.stop()
+    print_report(doc, console)
+    return doc
+
+
 def nodes_main(argv: list[str]) -> int:
     """`convbench nodes --shapes FILE`: the model's named nodes, the names --from/--to take."""
     p = argparse.ArgumentParser(prog="convbench nodes", description=nodes_main.__doc__)
@@ -499,39 +541,15 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         return 2
 
-    from .machine import TargetError
-    from .run import Runner, RunOptions
-
     json_path = args.json or Path("convbench-results") / time.strftime("run-%Y%m%d-%H%M%S.json")
-    options = RunOptions(
-        threads=args.threads,
-        batches=args.batch,
-        config=RunConfig(
-            warmup_s=args.warmup, min_sample_s=args.min_sample_time, samples=args.samples
-        ),
-        rtol=args.rtol,
-        seed=args.seed,
-        cache_dir=args.cache_dir,
-        cell_timeout_s=args.cell_timeout,
-    )
+    options = run_options(args, rtol=args.rtol)
     if args.paths:
         options.paths = args.paths
     if not _model_options(args, options, model, err):
         return 2
-    display = Display(console)
-    runner = Runner(specs, options, json_path=json_path, on_event=display)
-    try:
-        doc = runner.run()
-    except KeyboardInterrupt:
-        display.stop()
-        err.print(f"interrupted: the results measured so far are in {json_path}")
-        return 130
-    except TargetError as e:
-        display.stop()
-        err.print(f"[bold red]convbench:[/] {e}", highlight=False)
-        return 2
-    display.stop()
-    print_report(doc, console)
+    doc = execute(specs, options, json_path, console, err)
+    if isinstance(doc, int):
+        return doc
     n_fail = len(doc["errors"]) + sum(1 for c in doc["checks"] if not c["ok"])
     console.print(
         f"{len(doc['records'])} measurements, {len(doc['errors'])} errors, "

@@ -63,7 +63,6 @@ def plot(doc: dict[str, Any], png: Path) -> None:
 
 def partsearch_main(argv: list[str]) -> int:
     from .cli import (
-        Display,
         _add_workload_args,
         _consoles,
         _load_model,
@@ -71,11 +70,9 @@ def partsearch_main(argv: list[str]) -> int:
         _paths,
         _positive_float,
         _positive_int,
+        execute,
+        run_options,
     )
-    from .harness import RunConfig
-    from .machine import TargetError
-    from .report import print_report
-    from .run import Runner, RunOptions
 
     p = argparse.ArgumentParser(prog="convbench partsearch", description=__doc__)
     _add_workload_args(p)
@@ -118,35 +115,17 @@ def partsearch_main(argv: list[str]) -> int:
         "partsearch-%Y%m%d-%H%M%S.json"
     )
     png = args.png or json_path.with_suffix(".png")
-    options = RunOptions(
-        threads=args.threads,
-        batches=args.batch,
-        config=RunConfig(
-            warmup_s=args.warmup, min_sample_s=args.min_sample_time, samples=args.samples
-        ),
-        seed=args.seed,
-        cache_dir=args.cache_dir,
-        cell_timeout_s=args.cell_timeout,
+    options = run_options(
+        args,
         paths=args.paths,
         model=model,
         partsearch=True,
         convs=not args.no_convs,
         layers=False,
     )
-    display = Display(console)
-    runner = Runner(specs, options, json_path=json_path, on_event=display)
-    try:
-        doc = runner.run()
-    except KeyboardInterrupt:
-        display.stop()
-        err.print(f"interrupted: the results measured so far are in {json_path}")
-        return 130
-    except TargetError as e:
-        display.stop()
-        err.print(f"[bold red]convbench:[/] {e}", highlight=False)
-        return 2
-    display.stop()
-    print_report(doc, console)
+    doc = execute(specs, options, json_path, console, err)
+    if isinstance(doc, int):
+        return doc
     try:
         plot(doc, png)
     except ValueError as e:

@@ -249,6 +249,26 @@ void SetConvAttrs(const TfConvShape& s, SetType set_type, SetInts set_ints, SetS
   }
   set_string("data_format", std::string("NHWC"));
 }
+// A session over `g` with the serialized ConfigProto `cfg`; throws with TF's message.
+TF_Session* NewSession(const TfApi& A, TF_Graph* g, const std::string& cfg, TF_Status* st) {
+  TF_SessionOptions* so = A.TF_NewSessionOptions();
+  A.TF_SetConfig(so, cfg.data(), cfg.size(), st);
+  if (A.TF_GetCode(st) != TF_OK) A.TF_DeleteSessionOptions(so);
+  Check(A, st, "TF_SetConfig");
+  TF_Session* session = A.TF_NewSession(g, so, st);
+  A.TF_DeleteSessionOptions(so);
+  Check(A, st, "TF_NewSession");
+  return session;
+}
+
+// Closes and frees a session (if any), then the graph (if any).
+void DeleteSessionAndGraph(const TfApi& A, void* session, void* graph, TF_Status* st) {
+  if (session) {
+    A.TF_CloseSession(static_cast<TF_Session*>(session), st);
+    A.TF_DeleteSession(static_cast<TF_Session*>(session), st);
+  }
+  if (graph) A.TF_DeleteGraph(static_cast<TF_Graph*>(graph));
+}
 }  // namespace
 
 // ------------------------------------------------------------------ eager
@@ -411,14 +431,8 @@ TfGraphConv::TfGraphConv(std::shared_ptr<const TfApi> api, const TfConvShape& sp
       in_t_ = nullptr;
     }
 
-    std::string cfg = MakeConfigProto(threads, inter_op_threads, /*disable_constant_folding=*/!feed_);
-    TF_SessionOptions* so = A.TF_NewSessionOptions();
-    A.TF_SetConfig(so, cfg.data(), cfg.size(), st);
-    if (A.TF_GetCode(st) != TF_OK) A.TF_DeleteSessionOptions(so);
-    Check(A, st, "TF_SetConfig");
-    session_ = A.TF_NewSession(g, so, st);
-    A.TF_DeleteSessionOptions(so);
-    Check(A, st, "TF_NewSession");
+    session_ = NewSession(
+        A, g, MakeConfigProto(threads, inter_op_threads, /*disable_constant_folding=*/!feed_), st);
   } catch (...) {
     Cleanup();
     throw;
@@ -430,11 +444,7 @@ TfGraphConv::~TfGraphConv() { Cleanup(); }
 void TfGraphConv::Cleanup() {
   const TfApi& A = *api_;
   auto* st = static_cast<TF_Status*>(status_);
-  if (session_) {
-    A.TF_CloseSession(static_cast<TF_Session*>(session_), st);
-    A.TF_DeleteSession(static_cast<TF_Session*>(session_), st);
-  }
-  if (graph_) A.TF_DeleteGraph(static_cast<TF_Graph*>(graph_));
+  DeleteSessionAndGraph(A, session_, graph_, st);
   if (in_t_) A.TF_DeleteTensor(static_cast<TF_Tensor*>(in_t_));
   if (filt_t_) A.TF_DeleteTensor(static_cast<TF_Tensor*>(filt_t_));
   if (st) A.TF_DeleteStatus(st);
@@ -626,15 +636,10 @@ TfGraphRunner::TfGraphRunner(std::shared_ptr<const TfApi> api, const std::string
 
     in_t_ = MakeTensor(A, in_shape_.data(), static_cast<int>(in_shape_.size()), input);
 
-    std::string cfg = MakeConfigProto(threads, 1, /*disable_constant_folding=*/!optimize,
-                                      /*disable_grappler=*/!optimize);
-    TF_SessionOptions* so = A.TF_NewSessionOptions();
-    A.TF_SetConfig(so, cfg.data(), cfg.size(), st);
-    if (A.TF_GetCode(st) != TF_OK) A.TF_DeleteSessionOptions(so);
-    Check(A, st, "TF_SetConfig");
-    session_ = A.TF_NewSession(g, so, st);
-    A.TF_DeleteSessionOptions(so);
-    Check(A, st, "TF_NewSession");
+    session_ = NewSession(A, g,
+                          MakeConfigProto(threads, 1, /*disable_constant_folding=*/!optimize,
+                                          /*disable_grappler=*/!optimize),
+                          st);
   } catch (...) {
     Cleanup();
     throw;
@@ -646,11 +651,7 @@ TfGraphRunner::~TfGraphRunner() { Cleanup(); }
 void TfGraphRunner::Cleanup() {
   const TfApi& A = *api_;
   auto* st = static_cast<TF_Status*>(status_);
-  if (session_) {
-    A.TF_CloseSession(static_cast<TF_Session*>(session_), st);
-    A.TF_DeleteSession(static_cast<TF_Session*>(session_), st);
-  }
-  if (graph_) A.TF_DeleteGraph(static_cast<TF_Graph*>(graph_));
+  DeleteSessionAndGraph(A, session_, graph_, st);
   if (in_t_) A.TF_DeleteTensor(static_cast<TF_Tensor*>(in_t_));
   if (st) A.TF_DeleteStatus(st);
   session_ = graph_ = in_t_ = status_ = in_op_ = out_op_ = nullptr;
