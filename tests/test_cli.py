@@ -257,6 +257,22 @@ def test_thread_pools_are_not_trapped_on_the_timing_cpu(
     assert [plan.cpus[0]] not in others, others
 
 
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_one_thread_cell_keeps_one_cpu_busy(path: str, tiny_shapes, tmp_path):
+    """A 1-thread cell must be the only busy thread of its worker. numpy's OpenBLAS pool, started
+    at import, busy-waited beside it (par 1.9) until workers got OPENBLAS_NUM_THREADS=1."""
+    from convbench.kernels import KernelCache
+    from convbench.run import measure_task, run_worker
+    from convbench.spec import Workload
+
+    w = Workload(load_spec(tiny_shapes)[0], 1)
+    config = RunConfig(warmup_s=0.005, min_sample_s=0.002, samples=5)
+    kernel = KernelCache(tmp_path).conv(w).path
+    record = run_worker(measure_task(w, 1, "tvm", path, config, kernel_path=kernel), 300)
+    # process CPU time over wall time: a second busy thread in the process shows as ~2
+    assert record["parallelism"] < 1.3, record["parallelism"]
+
+
 def test_report_reprints_a_results_file(cli_run, tmp_path: Path) -> None:
     _, _, _, cwd, _ = cli_run
     proc = convbench("report", str(cwd / "results.json"), cwd=cwd)

@@ -88,6 +88,12 @@ class RunOptions:
     layers: bool = True  # per-layer tables of every model cut
 
 
+# numpy's OpenBLAS starts a pool at import whose threads busy-wait for a while after it: in a
+# fresh worker that thread competed with the measured one (`par` 1.9 at 1 thread; at 2 threads a
+# 3 us kernel's median was 4-8 ms, scheduler slices lost to the spinner). Workers use no BLAS.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class WorkerError(RuntimeError):
     pass
 
@@ -97,7 +103,11 @@ def run_worker(task: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="convbench-") as tmp:
         task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
         task_path.write_text(json.dumps(task))
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            **WORKER_ENV,
+        )
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "convbench.worker", str(task_path), str(result_path)],
@@ -237,6 +247,7 @@ class Runner:
                 "rtol": o.rtol,
                 "seed": o.seed,
                 "tf_threads": "intra_op=threads, inter_op=1",
+                "worker_env": WORKER_ENV,
                 "tvm_threads": "pool size=threads, worker i bound to cpus[i]",
             },
             "harness_overhead": None,
