@@ -98,3 +98,63 @@ def test_rerun_skips_finished_workloads_and_interrupt_keeps_them(tuned, monkeypa
     assert calls == [(w.key, 1), ("second@b1", 1)]
     skipped = real(w, 1, TRIALS, root, cache, log=lambda m: None)
     assert skipped["skipped"] is True  # finished before the interrupt: not tuned again
+
+
+# --- the model's fused functions ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tuned_model(tmp_path_factory, tiny_model):
+    """`convbench tune --model blocks` as a user runs it (its own process: MetaSchedule's
+    logging setup does not survive a second tuning session in one interpreter)."""
+    from convbench.model import load_model
+    from test_cli import convbench
+
+    root = tmp_path_factory.mktemp("model-tuning")
+    args = ["tune", "--shapes", str(tiny_model), "--model", "blocks", "--threads", "1"]
+    proc = convbench(*args, "--trials", "2", "--db", str(root), cwd=root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "tuned with 2 trials" in proc.stdout
+    summaries = [json.loads(p.read_text()) for p in sorted(root.glob("*/*/summary.json"))]
+    return load_model(tiny_model), root, summaries
+
+
+def test_tune_model_tasks_writes_summaries(tuned_model) -> None:
+    from convbench.modeltuning import model_tasks
+
+    spec, root, summaries = tuned_model
+    tasks = model_tasks(spec, "blocks", 1)
+    assert len(summaries) == len(tasks) >= 2  # blockA: conv+BN+ReLU, conv+BN+residual add
+    for s in summaries:
+        assert s["default_run_s"] > 0 and s["use"] in ("tuned", "default")
+        assert (s["use"] == "tuned") == (
+            s["best_run_s"] is not None and s["best_run_s"] < s["default_run_s"]
+        )
+    for key in tasks:
+        assert list(root.glob(f"*/{key}/summary.json")), key
+
+
+def test_model_build_uses_tuned_functions_that_won(tuned_model, tmp_path) -> None:
+    from convbench.model import ModelWorkload
+    from convbench.modeltuning import model_tasks
+    from convbench.run import run_worker
+
+    spec, root, _ = tuned_model
+    b = spec.blocks[0]
+    mw = ModelWorkload(b.name, "block", spec, b.start, b.stop, 1)
+    keys = sorted(model_tasks(spec, "blocks", 1))
+    summaries = {k: next(root.glob(f"*/{k}/summary.json")) for k in keys}
+    saved = {k: p.read_text() for k, p in summaries.items()}
+    try:
+        for k, p in summaries.items():  # pretend the first task's tuned schedule won
+            s = json.loads(saved[k])
+            p.write_text(json.dumps({**s, "use": "tuned" if k == keys[0] else "default"}))
+        cache = KernelCache(tmp_path, tuning=TuningDatabase([root]))
+        k1 = cache.model(mw, True, threads=1)
+        assert k1.tuned_from == "1 functions" and ":tuned-1-" in k1.schedule
+        k2 = cache.model(mw, True, threads=2)  # nothing tuned for 2 threads: hand-written
+        assert k2.tuned_from is None and "tuned" not in k2.schedule
+        task = {"kind": "check", **mw.task(), "kernel_paths": {"fused": str(k1.path)}, "seed": 0}
+        result = run_worker(task, 600)
+        assert result["builds"]["fused"]["ok"], result
+    finally:
+        for k, p in summaries.items():
+            p.write_text(saved[k])

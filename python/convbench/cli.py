@@ -353,6 +353,13 @@ def build_tune_parser() -> argparse.ArgumentParser:
         help="database root (default: $CONVBENCH_TUNING_DIR or ~/.cache/convbench/tuning)",
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="kernel cache, as for a run")
+    p.add_argument(
+        "--model",
+        choices=("blocks", "all"),
+        default=None,
+        help="tune the model section's fused functions instead of the convs: those of its "
+        "blocks, or all of the model's",
+    )
     return p
 
 
@@ -362,20 +369,27 @@ def tune_main(argv: list[str]) -> int:
     specs = _load_specs(args.shapes, err)
     if specs is None:
         return 2
+    ok, model = _load_model(args.shapes, err)
+    if not ok:
+        return 2
+    if args.model and model is None:
+        err.print(f"[bold red]convbench tune:[/] {args.shapes} has no `model` section")
+        return 2
+    from .modeltuning import tune_model
     from .tuning import default_db_dir, tune_many
 
     root = args.db or default_db_dir()
     console.print(f"tuning database: {root}", highlight=False)
+    log = lambda m: console.print(m, highlight=False)  # noqa: E731
     try:
-        summaries = tune_many(
-            specs,
-            args.threads,
-            args.batch,
-            args.trials,
-            root,
-            args.cache_dir,
-            log=lambda m: console.print(m, highlight=False),
-        )
+        if args.model:
+            summaries = tune_model(
+                model, args.model, args.threads, args.batch, args.trials, root, log=log
+            )
+        else:
+            summaries = tune_many(
+                specs, args.threads, args.batch, args.trials, root, args.cache_dir, log=log
+            )
     except KeyboardInterrupt:
         err.print(
             f"interrupted: finished workloads are saved in {root}; run the same command "

@@ -174,18 +174,38 @@ class KernelCache:
     def empty(self) -> BuiltKernel:
         return self._get("empty", {"empty": True}, "none", empty_module, self.target)
 
-    def model(self, mw: Any, fuse: bool = True) -> BuiltKernel:
+    def model(self, mw: Any, fuse: bool = True, threads: int | None = None) -> BuiltKernel:
         """A model cut (model.ModelWorkload) as one Relax executable, with its call plan
-        (relaxmodel.LayerPlan) beside it; `fuse`: Relax's operator fusion on or off."""
-        from .relaxmodel import build_relax
+        (relaxmodel.LayerPlan) beside it; `fuse`: Relax's operator fusion on or off. With
+        `threads` and a tuning database, fused functions that have a winning tuned schedule for
+        that thread count get it (a build per thread count); the others, and every function when
+        none has one, the hand-written schedules (one build for all thread counts)."""
+        from .relaxmodel import build_relax, tuned_records
 
+        target, tuned, tuning = self.target, {}, None
+        if fuse and threads is not None and self.tuning is not None:
+            from .machine import host_target
+
+            t_target = host_target(threads)
+            tuned = tuned_records(mw.graph, mw.batch, self.tuning, t_target)
+            if tuned:
+                target, tuning = t_target, self.tuning
         schedule = f"{schedules.SCHEDULE_VERSION}:relax-{'fused' if fuse else 'unfused'}"
+        name = f"{mw.key}-{'fused' if fuse else 'unfused'}"
+        if tuned:
+            digest = hashlib.sha256(json.dumps(tuned, sort_keys=True).encode()).hexdigest()[:16]
+            schedule += f":tuned-{len(tuned)}-{digest}"
+            name += f"-t{threads}"
 
         def export(directory: Path) -> None:
-            build_relax(mw.graph, mw.batch, self.target, directory, fuse=fuse, library=LIBRARY)
+            build_relax(
+                mw.graph, mw.batch, target, directory, fuse=fuse, library=LIBRARY, tuning=tuning
+            )
 
-        name = f"{mw.key}-{'fused' if fuse else 'unfused'}"
-        return self._get(name, mw.problem(), schedule, None, self.target, export=export)
+        built = self._get(name, mw.problem(), schedule, None, target, export=export)
+        if tuned:
+            built = BuiltKernel(**{**built.__dict__, "tuned_from": f"{len(tuned)} functions"})
+        return built
 
     def _get(
         self,

@@ -87,9 +87,16 @@ def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
     return tvm.IRModule(bb.get().functions)
 
 
-def lower(mod: Any, fuse: bool = True) -> Any:
+def lower(
+    mod: Any, fuse: bool = True, tuning: Any = None, target: Any = None, tuned: Any = None
+) -> Any:
     """Relax ops -> call_tir of PrimFuncs (fused as Relax's FuseOps groups them, or one per op),
-    every PrimFunc scheduled."""
+    every PrimFunc scheduled (see schedule_module)."""
+    return schedule_module(to_primfuncs(mod, fuse), tuning, target, tuned)
+
+
+def to_primfuncs(mod: Any, fuse: bool = True) -> Any:
+    """Relax ops -> call_tir of unscheduled PrimFuncs."""
     import tvm
     from tvm import relax
 
@@ -98,35 +105,84 @@ def lower(mod: Any, fuse: bool = True) -> Any:
     if fuse:
         passes += [relax.transform.FuseOps(), relax.transform.FuseTIR()]
     passes += [relax.transform.DeadCodeElimination()]
-    mod = tvm.transform.Sequential(passes)(mod)
-    return schedule_module(mod)
+    return tvm.transform.Sequential(passes)(mod)
 
 
-def schedule_module(mod: Any) -> Any:
-    """Every PrimFunc of `mod` scheduled: conv functions with the conv schedule and their
-    element-wise epilogue computed in the register tile's write-back; the rest as parallel,
-    vectorised element-wise loops."""
-    import tvm
+def func_key(func: Any) -> str:
+    """A PrimFunc's identity in the tuning database: its structural hash (names do not count,
+    so the same fused function at two places of the model is one task)."""
     import tvm_ffi
+
+    return f"fused-{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
+
+
+def task_module(func: Any) -> Any:
+    """The one-function module a fused PrimFunc is tuned, looked up and timed as: MetaSchedule
+    keys its database by the module, global symbol included."""
+    import tvm
+
+    return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def distinct_functions(mod: Any) -> dict[str, tuple[str, Any]]:
+    """{func_key: (a name it has, the PrimFunc)} over the PrimFuncs of `mod`."""
+    from tvm import tirx
+
+    out: dict[str, tuple[str, Any]] = {}
+    for gv, func in mod.functions.items():
+        if isinstance(func, tirx.PrimFunc):
+            out.setdefault(func_key(func), (gv.name_hint, func))
+    return out
+
+
+def schedule_module(
+    mod: Any, tuning: Any = None, target: Any = None, tuned: dict[str, str] | None = None
+) -> Any:
+    """Every PrimFunc of `mod` scheduled. With `tuning` (a tuning.TuningDatabase) and `target`,
+    a function whose tuned schedule won its duel against the hand-written one gets it (and
+    `tuned`, if given, collects {func_key: trace digest}); every other conv function gets the
+    conv schedule with its element-wise epilogue computed in the register tile's write-back,
+    and the rest parallel, vectorised element-wise loops."""
+    import tvm
     from tvm import s_tir, tirx
 
     out = {}
-    done: dict[Any, Any] = {}
+    done: dict[str, Any] = {}
     for gv, func in mod.functions.items():
         if not isinstance(func, tirx.PrimFunc):
             out[gv] = func
             continue
-        h = tvm_ffi.structural_hash(func)
-        cached = done.get(h)
-        if cached is not None and tvm_ffi.structural_equal(cached[0], func):
-            out[gv] = cached[1]
-            continue
-        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-        _schedule_func(sch)
-        scheduled = sch.mod["main"]
-        done[h] = (func, scheduled)
-        out[gv] = scheduled
+        key = func_key(func)
+        if key not in done:
+            rec = None
+            if tuning is not None and target is not None:
+                rec = tuning.lookup_key(key, target, task_module(func))
+            if rec is not None:
+                done[key] = rec.mod["main"]
+                if tuned is not None:
+                    tuned[key] = rec.trace_digest
+            else:
+                sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+                _schedule_func(sch)
+                done[key] = sch.mod["main"]
+        f = done[key]
+        if f.attrs is not None and "global_symbol" in f.attrs:  # a tuned task module's "main"
+            f = f.without_attr("global_symbol")
+        out[gv] = f
     return tvm.IRModule(out, attrs=mod.attrs)
+
+
+def tuned_records(g: Graph, batch: int, tuning: Any, target: Any) -> dict[str, str]:
+    """{func_key: trace digest} of the fused functions of `g` that the database has a winning
+    tuned schedule for at `target`."""
+
+    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse=True)
+    out = {}
+    for key, (_, func) in distinct_functions(mod).items():
+        rec = tuning.lookup_key(key, target, task_module(func))
+        if rec is not None:
+            out[key] = rec.trace_digest
+    return out
 
 
 def _blocks(sch: Any) -> list[Any]:
@@ -262,16 +318,18 @@ def build_relax(
     out_dir: Path,
     fuse: bool = True,
     library: str = "model.so",
+    tuning: Any = None,
 ) -> dict[str, Any]:
     """Lower, compile and export `g` to out_dir/<library> with its call plan; returns facts about
-    the build (functions, calls)."""
+    the build (functions, calls, tuned functions)."""
     import tvm
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    mod = lower(relax_module(g, batch, g.weights()), fuse=fuse)
+    tuned: dict[str, str] = {}
+    mod = lower(relax_module(g, batch, g.weights()), fuse, tuning, target, tuned)
     plan = call_plan(mod)
     ex = tvm.compile(mod, target=target)
     ex.export_library(str(out_dir / library))
     plan.save(out_dir)
     funcs = sorted({c["func"] for c in plan.calls})
-    return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse}
+    return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse, "tuned": tuned}

@@ -215,6 +215,7 @@ class Runner:
             )
         self.kernels: dict[tuple[str, int], BuiltKernel] = {}
         self.unfused: dict[str, BuiltKernel] = {}
+        self.untuned_cuts: set[str] = set()
         self.graph_defs: dict[str, Path] = {}
         self.doc: dict[str, Any] = {}
 
@@ -329,6 +330,14 @@ class Runner:
                 if not any(e["key"] == k.key for e in self.doc["kernels"]):
                     self.emit("built", entry)
                 self.doc["kernels"].append(entry)
+        if self.untuned_cuts and cache.tuning is not None:
+            self._warn(
+                "no fused function has a winning tuned schedule for "
+                + ", ".join(sorted(self.untuned_cuts))
+                + " (at some thread count, or the unfused build): those builds use the "
+                "hand-written schedules. Tune with: convbench tune --shapes <file> --model all "
+                f"--threads {','.join(map(str, self.options.threads))}"
+            )
         if untuned and cache.tuning is not None:
             which = "; ".join(
                 f"{name} (threads {','.join(map(str, ts))})" for name, ts in untuned.items()
@@ -351,34 +360,38 @@ class Runner:
         them). One build serves every thread count: the pool size is set at run time."""
         paths = self.paths_of(w)
         where = {"workload": w.name, "batch": w.batch}
-        builds = [(True, "native")]
+        seen: set[str] = set()
+        jobs = [(True, t) for t in self.options.threads]
         if ("tvm", "native-unfused") in paths:
-            builds.append((False, "native-unfused"))
-        for fuse, _ in builds:
-            self.emit("build_start", {**where, "threads": "all", "fused": fuse})
+            jobs.append((False, None))
+        for fuse, t in jobs:
+            self.emit("build_start", {**where, "threads": t or "all", "fused": fuse})
             try:
-                k = cache.model(w, fuse)
+                k = cache.model(w, fuse, threads=t)
             except Exception as e:
                 self._error("build", {**where, "fused": fuse}, f"{type(e).__name__}: {e}")
                 continue
             if fuse:
-                for t in self.options.threads:
-                    self.kernels[(w.key, t)] = k
+                self.kernels[(w.key, t)] = k
             else:
                 self.unfused[w.key] = k
+            if k.tuned_from is None:
+                self.untuned_cuts.add(w.name)
             entry = {
                 **where,
-                "threads": self.options.threads,
+                "threads": t if t is not None else self.options.threads,
                 "path": str(k.path),
                 "key": k.key,
                 "schedule": k.schedule,
-                "tuned": False,
-                "tuned_from": None,
+                "tuned": k.tuned_from is not None,
+                "tuned_from": k.tuned_from,
                 "cached": k.cached,
                 "build_s": k.build_s,
                 "fused": fuse,
             }
-            self.emit("built", entry)
+            if k.key not in seen:
+                self.emit("built", entry)
+                seen.add(k.key)
             self.doc["kernels"].append(entry)
         if any(b == "tf" and p.startswith("native-graph") for b, p in paths):
             out = cache.root / "graphdefs" / f"{w.key.replace('/', '_')}-{_digest(w)}.pb"
@@ -393,13 +406,6 @@ class Runner:
                     self._error("build", {**where, "backend": "tf"}, f"GraphDef: {e}")
                     return
             self.graph_defs[w.key] = out
-        self._untuned_model_warning()
-
-    def _untuned_model_warning(self) -> None:
-        self._warn(
-            "model cuts (blocks, prefixes, the whole model) use the hand-written schedules on "
-            "every fused function: the tuning database holds single convs only"
-        )
 
     def measure_peaks(self, cache: KernelCache) -> None:
         from .peak import PeakCache

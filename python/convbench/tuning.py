@@ -79,10 +79,16 @@ class TuningDatabase:
         """The best tuned schedule of `mod` for exactly this target, from the first root that
         has one; None when no root does, or (with `honour_summary`) when the finished tune found
         that the default schedule is faster."""
+        return self.lookup_key(workload_key(w), target, mod, honour_summary)
+
+    def lookup_key(
+        self, key: str, target: Any, mod: Any, honour_summary: bool = True
+    ) -> TunedSchedule | None:
+        """lookup() for any task kept under `key` (a conv workload, or a fused model function)."""
         from tvm.s_tir import meta_schedule as ms
 
         for root in self.roots:
-            d = self.directory(root, w, target)
+            d = root / target_key(target) / key
             wl, rec = d / "database_workload.json", d / "database_tuning_record.json"
             if not (wl.exists() and rec.exists()):
                 continue
@@ -122,8 +128,6 @@ def tune_workload(
     the default-schedule kernel are both timed by the harness, and the summary records which
     one later runs use: a tuned kernel that loses to the default schedule is not used.
     """
-    from tvm.s_tir import meta_schedule as ms
-
     from .kernels import KernelCache, conv_module
     from .machine import host_target
 
@@ -135,7 +139,35 @@ def tune_workload(
         return {**summary, "skipped": True}
     d.mkdir(parents=True, exist_ok=True)
     (d / "summary.json").unlink(missing_ok=True)  # stale once tuning resumes
-    mod = conv_module(w)
+    elapsed, best = run_metaschedule(conv_module(w), target, threads, trials, d)
+    tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
+    default = KernelCache(cache_dir).conv(w)
+    tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
+    default_s = measure_kernel(w, threads, default.path)
+    use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
+    summary = {
+        "workload": w.key,
+        "threads": threads,
+        "target": str(target),
+        "trials": trials,
+        "records": len(best),
+        "tune_s": elapsed,
+        "metaschedule_best_s": min(best, default=None),  # MetaSchedule runner's own figure
+        "best_run_s": tuned_s,
+        "default_run_s": default_s,
+        "use": use,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (d / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def run_metaschedule(
+    mod: Any, target: Any, threads: int, trials: int, d: Path
+) -> tuple[float, list[float]]:
+    """MetaSchedule on `mod` into the database in `d`; (seconds spent, the records' run times)."""
+    from tvm.s_tir import meta_schedule as ms
+
     db = ms.database.JSONDatabase(
         path_workload=str(d / "database_workload.json"),
         path_tuning_record=str(d / "database_tuning_record.json"),
@@ -162,27 +194,7 @@ def tune_workload(
     elapsed = time.perf_counter() - t0
     # Failed candidates are stored with a run time of 1e10 s: only real measurements count.
     runs = [[float(x.value) for x in r.run_secs] for r in db.get_all_tuning_records() if r.run_secs]
-    best = [sum(r) / len(r) for r in runs if max(r) < 1e9]
-    tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
-    default = KernelCache(cache_dir).conv(w)
-    tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
-    default_s = measure_kernel(w, threads, default.path)
-    use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
-    summary = {
-        "workload": w.key,
-        "threads": threads,
-        "target": str(target),
-        "trials": trials,
-        "records": len(best),
-        "tune_s": elapsed,
-        "metaschedule_best_s": min(best, default=None),  # MetaSchedule runner's own figure
-        "best_run_s": tuned_s,
-        "default_run_s": default_s,
-        "use": use,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    (d / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return elapsed, [sum(r) / len(r) for r in runs if max(r) < 1e9]
 
 
 def measure_kernel(w: Workload, threads: int, kernel_path: Path) -> float:

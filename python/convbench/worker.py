@@ -310,7 +310,30 @@ def _overhead(task: dict[str, Any]) -> dict[str, Any]:
     return {"per_call_s": paths["native"]["per_call_s"], "paths": paths, **pin}
 
 
+def _time_func(task: dict[str, Any]) -> dict[str, Any]:
+    """One compiled function on seeded random arguments (the last one is its output)."""
+    import numpy as np
+
+    from . import _core
+    from .harness import Timing, aligned_empty, pin_threads
+
+    cpus = task["cpus"]
+    _restrict_process(sorted(set(cpus)))
+    pin_threads(cpus)
+    rng = np.random.default_rng(0)
+    arrays = []
+    for shape in task["shapes"]:
+        a = aligned_empty(tuple(shape))
+        a[...] = rng.standard_normal(a.shape)
+        arrays.append(a)
+    specs = [(f"arg{i}", list(a.shape), i == len(arrays) - 1) for i, a in enumerate(arrays)]
+    k = _core.TvmKernel(task["kernel_path"], specs, "main")
+    timing = Timing.from_native(k.time(arrays, **_config(task).kwargs()))
+    return {"median_s": timing.summary["median"], "cv": timing.summary["cv"]}
+
+
 HANDLERS = {
+    ("time_func", None): _time_func,
     ("measure", "tvm"): _measure_tvm,
     ("measure", "tf"): _measure_tf,
     ("check", None): _check,
