@@ -332,11 +332,11 @@ class Runner:
                 self.doc["kernels"].append(entry)
         if self.untuned_cuts and cache.tuning is not None:
             self._warn(
-                "no fused function has a winning tuned schedule for "
+                "no fused function of "
                 + ", ".join(sorted(self.untuned_cuts))
-                + " (at some thread count, or the unfused build): those builds use the "
-                "hand-written schedules. Tune with: convbench tune --shapes <file> --model all "
-                f"--threads {','.join(map(str, self.options.threads))}"
+                + " has a winning tuned schedule: those builds use the hand-written schedules "
+                "only. Tune with: convbench tune --shapes <file> --model all --threads "
+                + ",".join(map(str, self.options.threads))
             )
         if untuned and cache.tuning is not None:
             which = "; ".join(
@@ -375,8 +375,8 @@ class Runner:
                 self.kernels[(w.key, t)] = k
             else:
                 self.unfused[w.key] = k
-            if k.tuned_from is None:
-                self.untuned_cuts.add(w.name)
+            if fuse and k.tuned_from is None:
+                self.untuned_cuts.add(f"{w.name} t{t}")
             entry = {
                 **where,
                 "threads": t if t is not None else self.options.threads,
