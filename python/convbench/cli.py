@@ -301,6 +301,16 @@ def _load_model(path: Path, err: Console) -> tuple[bool, Any]:
         return False, None
 
 
+def _load_shapes(path: Path, err: Console) -> tuple[list[Any], Any] | None:
+    """(the convs, the model section or None), or None when the file is refused (message
+    printed)."""
+    specs = _load_specs(path, err)
+    if specs is None:
+        return None
+    ok, model = _load_model(path, err)
+    return (specs, model) if ok else None
+
+
 def _model_options(args: argparse.Namespace, options: Any, model: Any, err: Console) -> bool:
     """Fills the model fields of RunOptions from the arguments; False (message printed) when
     they cannot be used."""
@@ -366,12 +376,10 @@ def build_tune_parser() -> argparse.ArgumentParser:
 def tune_main(argv: list[str]) -> int:
     args = build_tune_parser().parse_args(argv)
     console, err = _consoles()
-    specs = _load_specs(args.shapes, err)
-    if specs is None:
+    loaded = _load_shapes(args.shapes, err)
+    if loaded is None:
         return 2
-    ok, model = _load_model(args.shapes, err)
-    if not ok:
-        return 2
+    specs, model = loaded
     if args.model and model is None:
         err.print(f"[bold red]convbench tune:[/] {args.shapes} has no `model` section")
         return 2
@@ -548,12 +556,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console, err = _consoles()
-    specs = _load_specs(args.shapes, err)
-    if specs is None:
+    loaded = _load_shapes(args.shapes, err)
+    if loaded is None:
         return 2
-    ok, model = _load_model(args.shapes, err)
-    if not ok:
-        return 2
+    specs, model = loaded
 
     json_path = args.json or Path("convbench-results") / time.strftime("run-%Y%m%d-%H%M%S.json")
     options = run_options(args, rtol=args.rtol)

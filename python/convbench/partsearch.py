@@ -65,8 +65,7 @@ def partsearch_main(argv: list[str]) -> int:
     from .cli import (
         _add_workload_args,
         _consoles,
-        _load_model,
-        _load_specs,
+        _load_shapes,
         _paths,
         _positive_float,
         _positive_int,
@@ -98,12 +97,10 @@ def partsearch_main(argv: list[str]) -> int:
     )
     args = p.parse_args(argv)
     console, err = _consoles()
-    specs = _load_specs(args.shapes, err)
-    if specs is None:
+    loaded = _load_shapes(args.shapes, err)
+    if loaded is None:
         return 2
-    ok, model = _load_model(args.shapes, err)
-    if not ok:
-        return 2
+    specs, model = loaded
     if model is None or not model.partsearch:
         err.print(
             f"[bold red]convbench partsearch:[/] {args.shapes} has no `model` section with "
