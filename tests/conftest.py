@@ -7,6 +7,17 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# What every native `time` binding returns (the C++ Measurement).
+MEASUREMENT_KEYS = {
+    "iters_per_sample",
+    "warmup_iters",
+    "wall_s",
+    "thread_cpu_s",
+    "process_cpu_s",
+    "cpu_before",
+    "cpu_after",
+}
+
 TINY_SHAPES = """\
 version: 1
 convs:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MEASUREMENT_KEYS
 from convbench import _core
 from convbench.harness import RunConfig, Timing, aligned_copy, aligned_empty, ensure_tvm_runtime
 
@@ -107,15 +108,7 @@ def test_call_reads_the_callers_memory_each_time(vm) -> None:
 
 def test_time_returns_native_samples(vm) -> None:
     m = vm.time([_input()], **FAST.kwargs())
-    assert set(m) >= {
-        "iters_per_sample",
-        "warmup_iters",
-        "wall_s",
-        "thread_cpu_s",
-        "process_cpu_s",
-        "cpu_before",
-        "cpu_after",
-    }
+    assert set(m) >= MEASUREMENT_KEYS
     assert len(m["wall_s"]) == len(m["thread_cpu_s"]) == FAST.samples
     t = Timing.from_native(m)
     assert t.iters_per_sample >= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import MEASUREMENT_KEYS
 from convbench import _core
 
 INPUT_SHAPE = (1, 8, 8, 4)
@@ -97,15 +98,7 @@ def test_graph_runner_matches_session(optimize: bool, frozen) -> None:
     r.run()
 
     m = r.time(warmup_s=0.001, min_sample_s=0.001, samples=3, max_iters=1000)
-    assert m.keys() == {
-        "iters_per_sample",
-        "warmup_iters",
-        "wall_s",
-        "thread_cpu_s",
-        "process_cpu_s",
-        "cpu_before",
-        "cpu_after",
-    }
+    assert m.keys() == MEASUREMENT_KEYS
     assert len(m["wall_s"]) == 3 and m["iters_per_sample"] >= 1
     assert _core.summarize(m["wall_s"])["median"] > 0
     assert _core.summarize(m["process_cpu_s"])["median"] > 0

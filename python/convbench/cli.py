@@ -10,12 +10,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from . import __version__
 from .harness import RunConfig
 from .report import fmt_time as _fmt_time
-from .report import print_report
+from .report import print_report, table
 from .spec import SpecError, load_spec
 
 __all__ = ["main"]
@@ -404,9 +403,10 @@ def tune_main(argv: list[str]) -> int:
             "again to resume"
         )
         return 130
-    t = Table(title=f"tuned with {args.trials} trials per workload")
-    for col in ("workload", "threads", "tune time", "best tuned", "default schedule", "used"):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        f"tuned with {args.trials} trials per workload",
+        ("workload", "threads", "tune time", "best tuned", "default schedule", "used"),
+    )
     for s in summaries:
         t.add_row(
             s["workload"],
@@ -530,9 +530,10 @@ def nodes_main(argv: list[str]) -> int:
     from .model import Graph
 
     g = Graph.from_spec(model)
-    t = Table(title=f"{model.name}: {len(g.nodes)} nodes, {len(g.convs())} convs")
-    for col in ("#", "node", "kind", "output shape (batch 1)"):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        f"{model.name}: {len(g.nodes)} nodes, {len(g.convs())} convs",
+        ("#", "node", "kind", "output shape (batch 1)"),
+    )
     for i, n in enumerate(g.nodes):
         t.add_row(str(i), n.name, n.kind, str(tuple(n.shape)))
     console.print(t)

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .report import fmt_time
+from .report import fmt_time, table
 
 __all__ = ["compare_runs", "compare_table"]
 
@@ -66,22 +66,20 @@ def compare_runs(old: dict[str, Any], new: dict[str, Any], alpha: float = 0.05) 
 
 
 def compare_table(rows: list[dict[str, Any]], only_a: int, only_b: int) -> Table:
-    t = Table(
-        title=f"new / old per cell (Mann-Whitney U); cells only in old: {only_a}, "
-        f"only in new: {only_b}"
+    t = table(
+        f"new / old per cell (Mann-Whitney U); cells only in old: {only_a}, only in new: {only_b}",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "backend/path",
+            "old",
+            "new",
+            "new/old",
+            "p",
+            "verdict",
+        ),
     )
-    for col in (
-        "workload",
-        "batch",
-        "thr",
-        "backend/path",
-        "old",
-        "new",
-        "new/old",
-        "p",
-        "verdict",
-    ):
-        t.add_column(col, no_wrap=True)
     for r in rows:
         style = {"slower": "red", "faster": "green"}.get(r["verdict"])
         p = f"{r['p_value']:.3f}" if r["p_value"] is not None else "-"

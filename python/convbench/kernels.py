@@ -9,6 +9,7 @@ and is rebuilt, never loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -204,7 +205,7 @@ class KernelCache:
 
         built = self._get(name, mw.problem(), schedule, None, target, export=export)
         if tuned:
-            built = BuiltKernel(**{**built.__dict__, "tuned_from": f"{len(tuned)} functions"})
+            built = dataclasses.replace(built, tuned_from=f"{len(tuned)} functions")
         return built
 
     def _get(

@@ -47,37 +47,37 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     """Rows of the per-layer table from a `layers` worker result."""
     layers, of = node_layers(g)
     conv_layers = [name for name in layers if g.node(name).kind == "conv"]
-    rows: dict[str, dict[str, Any]] = {
-        name: {"layer": name, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
-        for name in layers
-    }
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(layer: str) -> dict[str, Any]:
+        return rows.setdefault(
+            layer, {"layer": layer, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
+        )
+
+    for name in layers:
+        row(name)
     calls = raw["tvm_calls"]
-    conv_calls = [c for c in calls if "conv2d" in c["func"]]
-    if len(conv_calls) != len(conv_layers):
+    n_conv = sum("conv2d" in c["func"] for c in calls)
+    if n_conv != len(conv_layers):
         raise ValueError(
-            f"the TVM build calls {len(conv_calls)} conv functions for {len(conv_layers)} conv "
+            f"the TVM build calls {n_conv} conv functions for {len(conv_layers)} conv "
             "layers: the call plan does not match the graph"
         )
+    # A conv function opens its layer; the functions after it (a slice, or unfused element-wise
+    # ops) belong to it too.
+    next_conv = iter(conv_layers)
     current = layers[0] if layers else OUTSIDE
-    k = 0
     for c in calls:
         if "conv2d" in c["func"]:
-            current = conv_layers[k]
-            k += 1
-        rows.setdefault(
-            current, {"layer": current, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
-        )
-        rows[current]["tvm_s"] += c["median_s"]
-        rows[current]["tvm_funcs"].append(c["func"])
+            current = next(next_conv)
+        row(current)["tvm_s"] += c["median_s"]
+        row(current)["tvm_funcs"].append(c["func"])
     names = g.names
     for op, t in raw["tf_ops"].items():
         node = _tf_node(op, names)
-        layer = of.get(node, OUTSIDE) if node else OUTSIDE
-        row = rows.setdefault(
-            layer, {"layer": layer, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
-        )
-        row["tf_s"] += t
-        row["tf_ops"].append(f"{op}:{raw['tf_op_types'].get(op, '')}")
+        r = row(of.get(node, OUTSIDE) if node else OUTSIDE)
+        r["tf_s"] += t
+        r["tf_ops"].append(f"{op}:{raw['tf_op_types'].get(op, '')}")
     out_rows = list(rows.values())
     tvm_sum = sum(r["tvm_s"] for r in out_rows)
     tf_sum = sum(r["tf_s"] for r in out_rows)
@@ -111,14 +111,10 @@ def conv_prediction(workloads: list[Any], records: list[dict[str, Any]]) -> list
     }
     out = []
     for m in workloads:
-        if isinstance(m, Workload) or not (
-            m.kind == "model"
-            or (
-                m.start is None
-                and m.stop == m.graph.output
-                and len(m.graph.nodes) == len(Graph.from_spec(m.spec).nodes)
-            )
-        ):
+        if isinstance(m, Workload):
+            continue
+        # the whole model: the default run's, or partsearch's prefix that ends at its output
+        if m.kind != "model" and not (m.start is None and m.stop == Graph.from_spec(m.spec).output):
             continue
         for threads in sorted({r["threads"] for r in records if r["workload"] == m.name}):
             for backend, (conv_path, model_path) in PREDICTION_PATHS.items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,8 +35,6 @@ __all__ = [
     "ModelWorkload",
     "model_workloads",
     "Node",
-    "conv_histogram",
-    "describe_graph",
     "histogram_mismatch",
     "load_model",
     "parse_model",
@@ -151,6 +150,15 @@ class Graph:
     def output_shape(self) -> tuple[int, ...]:
         return self.node(self.output).shape
 
+    def evaluate(self, x: Any, op: Callable[[Node, list[Any]], Any]) -> Any:
+        """Walks the nodes in order with `x` at the input: `op(node, its inputs' values)` gives
+        each node's value (a tensor, or a framework's expression for it); returns the output's."""
+        vals = {self.input: x}
+        for n in self.nodes:
+            if n.kind != "input":
+                vals[n.name] = op(n, [vals[i] for i in n.inputs])
+        return vals[self.output]
+
     def convs(self) -> list[Node]:
         return [n for n in self.nodes if n.kind == "conv"]
 
@@ -231,12 +239,8 @@ class Graph:
 
     @cached_property
     def histogram(self) -> Counter[tuple[int, ...]]:
-        return conv_histogram(self)
-
-
-def conv_histogram(g: Graph) -> Counter[tuple[int, ...]]:
-    """How often each conv output shape (batch 1) occurs, as the research log dumped them."""
-    return Counter(n.shape for n in g.convs())
+        """How often each conv output shape (batch 1) occurs, as the research log counted them."""
+        return Counter(n.shape for n in self.convs())
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -351,10 +355,6 @@ class _Builder:
         self._emit(
             Node(f"{lg.name}/BiasAdd", "bias_add", (c,), self._shape(c), None, (f"{lg.name}/bias",))
         )
-
-
-def describe_graph(g: Graph) -> list[dict[str, Any]]:
-    return [{"name": n.name, "kind": n.kind, "shape": list(n.shape)} for n in g.nodes]
 
 
 def _where(loc: tuple[Any, ...]) -> str:

@@ -5,9 +5,7 @@ harness on random arguments, and a build uses the tuned one only where it won.""
 
 from __future__ import annotations
 
-import json
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,9 +67,9 @@ def tune_model(
 ) -> list[dict[str, Any]]:
     from tvm import s_tir
 
-    from .machine import host_target
     from .relaxmodel import _schedule_func, task_module
-    from .tuning import TuningDatabase, _read_json, run_metaschedule, target_key
+    from .report import fmt_time
+    from .tuning import TuningDatabase, tune_task
 
     jobs = []
     for b in batches:
@@ -80,41 +78,23 @@ def tune_model(
                 jobs.append((key, name, func, t))
     summaries = []
     for i, (key, name, func, t) in enumerate(jobs, 1):
-        target = host_target(t)
-        d = root / target_key(target) / key
-        summary = _read_json(d / "summary.json")
-        if summary.get("trials", 0) >= trials:
-            log(f"[{i}/{len(jobs)}] {name} ({key}) t{t}: already tuned, skipped")
-            summaries.append({**summary, "skipped": True})
-            continue
-        log(f"[{i}/{len(jobs)}] tuning {name} ({key}) for {t} thread(s), {trials} trials")
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "summary.json").unlink(missing_ok=True)
         mod = task_module(func)
-        elapsed, best = run_metaschedule(mod, target, t, trials, d)
-        rec = TuningDatabase([root]).lookup_key(key, target, mod, honour_summary=False)
-        sch = s_tir.Schedule(mod)
-        _schedule_func(sch)
-        default_s = _time_func(sch.mod, target, t)
-        tuned_s = _time_func(rec.mod, target, t) if rec is not None else None
-        use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
-        summary = {
-            "workload": f"{name} ({key})",
-            "threads": t,
-            "target": str(target),
-            "trials": trials,
-            "records": len(best),
-            "tune_s": elapsed,
-            "metaschedule_best_s": min(best, default=None),
-            "best_run_s": tuned_s,
-            "default_run_s": default_s,
-            "use": use,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        (d / "summary.json").write_text(json.dumps(summary, indent=1))
-        log(
-            f"[{i}/{len(jobs)}] {name} t{t}: tuned {tuned_s}, hand-written {default_s}: "
-            f"builds use the {use} schedule ({elapsed:.0f} s of tuning)"
-        )
+
+        def time_both(target: Any, key: str = key, mod: Any = mod, t: int = t) -> tuple:
+            rec = TuningDatabase([root]).lookup_key(key, target, mod, honour_summary=False)
+            sch = s_tir.Schedule(mod)
+            _schedule_func(sch)
+            tuned_s = _time_func(rec.mod, target, t) if rec is not None else None
+            return tuned_s, _time_func(sch.mod, target, t)
+
+        log(f"[{i}/{len(jobs)}] tuning {name} ({key}) for {t} thread(s), {trials} trials")
+        label = f"{name} ({key})"
+        summary = tune_task(label, key, mod, t, trials, root, time_both, log)
+        if not summary.get("skipped"):
+            log(
+                f"[{i}/{len(jobs)}] {name} t{t}: best tuned {fmt_time(summary['best_run_s'])}, "
+                f"hand-written {fmt_time(summary['default_run_s'])}: builds use the "
+                f"{summary['use']} schedule ({summary['tune_s']:.0f} s of tuning)"
+            )
         summaries.append(summary)
     return summaries

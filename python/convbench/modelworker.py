@@ -11,33 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from . import worker as w
 from .model import ModelWorkload
 
 __all__ = ["HANDLERS"]
-
-TVM_MODEL_PATHS = ("native", "native-unfused", "python")
-TF_MODEL_PATHS = (
-    "native-graph",
-    "native-graph-noopt",
-    "eager",
-    "function",
-    "session",
-    "session-noopt",
-    "session-no-onednn",
-)
-
-
-def _common() -> Any:
-    from . import worker
-
-    return worker
 
 
 def _measure_tvm_model(task: dict[str, Any]) -> dict[str, Any]:
     from . import _core
     from .harness import Timing, pin_threads, time_callable
 
-    w = _common()
     mw = ModelWorkload.from_task(task)
     cpus = task["cpus"]
     w._restrict_process(sorted(set(cpus)))
@@ -74,7 +57,6 @@ def _relax_vm(path: str, mw: ModelWorkload) -> Any:
 def _measure_tf_model(task: dict[str, Any]) -> dict[str, Any]:
     from .harness import Timing, time_callable
 
-    w = _common()
     mw = ModelWorkload.from_task(task)
     cpus = task["cpus"]
     w._restrict_process(sorted(set(cpus)))
@@ -175,7 +157,6 @@ def _layers(task: dict[str, Any]) -> dict[str, Any]:
     from .tfconv import configure_tf
     from .tfmodel import tf_step_stats
 
-    w = _common()
     mw = ModelWorkload.from_task(task)
     cpus = task["cpus"]
     w._restrict_process(sorted(set(cpus)))

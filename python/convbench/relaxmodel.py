@@ -20,7 +20,7 @@ import numpy as np
 from .model import Graph
 from .schedules import VEC
 
-__all__ = ["LayerPlan", "build_relax", "lower", "relax_module"]
+__all__ = ["LayerPlan", "build_relax", "relax_module", "schedule_module", "to_primfuncs"]
 
 
 def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
@@ -36,63 +36,50 @@ def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
     bb = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType((batch, *g.input_shape[1:]), "float32"))
     eps = relax.const(np.float32(g.bn_epsilon))
+
+    def lower_node(n: Any, a: list[Any]) -> Any:
+        if n.kind == "conv":
+            assert n.conv is not None
+            (pt, pb), (pl, pr) = n.conv.pads
+            w = weights[n.params[0]]
+            cout = w.shape[3]
+            pad_c = -cout % VEC
+            if pad_c:
+                # Output channels padded to a multiple of the vector width and sliced back: a
+                # predicated channel tail compiles to scalar code.
+                w = np.concatenate([w, np.zeros((*w.shape[:3], pad_c), w.dtype)], axis=3)
+            y = bb.emit(
+                R.nn.conv2d(
+                    a[0],
+                    const(w),
+                    strides=n.conv.strides,
+                    padding=(pt, pl, pb, pr),
+                    dilation=n.conv.dilation,
+                    data_layout="NHWC",
+                    kernel_layout="HWIO",
+                )
+            )
+            if pad_c:
+                y = bb.emit(R.strided_slice(y, axes=[3], begin=[0], end=[cout]))
+            return y
+        if n.kind == "bn":
+            gamma, beta, mean, var = (const(weights[p]) for p in n.params)
+            # tf.nn.batch_normalization's form: x * inv + (beta - mean * inv)
+            inv = R.multiply(R.rsqrt(R.add(var, eps)), gamma)
+            return bb.emit(R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv))))
+        if n.kind == "relu":
+            return bb.emit(R.nn.relu(a[0]))
+        if n.kind == "add":
+            return bb.emit(R.add(a[0], a[1]))
+        if n.kind == "bias_add":
+            return bb.emit(R.add(a[0], const(weights[n.params[0]])))
+        raise ValueError(f"node '{n.name}': no Relax lowering for kind '{n.kind}'")
+
     with bb.function("main", [x]):
         with bb.dataflow():
-            vals: dict[str, Any] = {g.input: x}
-            for n in g.nodes:
-                if n.kind == "input":
-                    continue
-                a = [vals[i] for i in n.inputs]
-                if n.kind == "conv":
-                    assert n.conv is not None
-                    (pt, pb), (pl, pr) = n.conv.pads
-                    w = weights[n.params[0]]
-                    cout = w.shape[3]
-                    pad_c = -cout % VEC
-                    if pad_c:
-                        # Output channels padded to a multiple of the vector width and sliced
-                        # back: a predicated channel tail compiles to scalar code.
-                        w = np.concatenate([w, np.zeros((*w.shape[:3], pad_c), w.dtype)], axis=3)
-                    y = bb.emit(
-                        R.nn.conv2d(
-                            a[0],
-                            const(w),
-                            strides=n.conv.strides,
-                            padding=(pt, pl, pb, pr),
-                            dilation=n.conv.dilation,
-                            data_layout="NHWC",
-                            kernel_layout="HWIO",
-                        )
-                    )
-                    if pad_c:
-                        y = bb.emit(R.strided_slice(y, axes=[3], begin=[0], end=[cout]))
-                elif n.kind == "bn":
-                    gamma, beta, mean, var = (const(weights[p]) for p in n.params)
-                    # tf.nn.batch_normalization's form: x * inv + (beta - mean * inv)
-                    inv = R.multiply(R.rsqrt(R.add(var, eps)), gamma)
-                    y = bb.emit(
-                        R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv)))
-                    )
-                elif n.kind == "relu":
-                    y = bb.emit(R.nn.relu(a[0]))
-                elif n.kind == "add":
-                    y = bb.emit(R.add(a[0], a[1]))
-                elif n.kind == "bias_add":
-                    y = bb.emit(R.add(a[0], const(weights[n.params[0]])))
-                else:
-                    raise ValueError(f"node '{n.name}': no Relax lowering for kind '{n.kind}'")
-                vals[n.name] = y
-            out = bb.emit_output(vals[g.output])
+            out = bb.emit_output(g.evaluate(x, lower_node))
         bb.emit_func_output(out)
     return tvm.IRModule(bb.get().functions)
-
-
-def lower(
-    mod: Any, fuse: bool = True, tuning: Any = None, target: Any = None, tuned: Any = None
-) -> Any:
-    """Relax ops -> call_tir of PrimFuncs (fused as Relax's FuseOps groups them, or one per op),
-    every PrimFunc scheduled (see schedule_module)."""
-    return schedule_module(to_primfuncs(mod, fuse), tuning, target, tuned)
 
 
 def to_primfuncs(mod: Any, fuse: bool = True) -> Any:
@@ -186,18 +173,11 @@ def tuned_records(g: Graph, batch: int, tuning: Any, target: Any) -> dict[str, s
 
 
 def _blocks(sch: Any) -> list[Any]:
-    root = sch.get_sblock("root") if _has(sch, "root") else None
-    if root is None:
+    from .schedules import _has_block
+
+    if not _has_block(sch, "root"):
         raise ValueError("PrimFunc without a root block")
-    return list(sch.get_child_blocks(root))
-
-
-def _has(sch: Any, name: str) -> bool:
-    try:
-        sch.get_sblock(name)
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
 
 
 def _is_reduction(sch: Any, blk: Any) -> bool:
@@ -223,7 +203,7 @@ def _schedule_func(sch: Any) -> None:
     # Fold the element-wise chain into its last block, then into the tile's write-back.
     for b in epilogue[:-1]:
         sch.compute_inline(b)
-    wb = _schedule_conv_in(sch, names[ci], pads[0] if pads else "__none__")
+    wb = _schedule_conv_in(sch, names[ci], pads[0] if pads else None)
     if epilogue:
         last = epilogue[-1]
         if wb is None:
@@ -271,7 +251,8 @@ class LayerPlan:
 
 
 def call_plan(mod: Any) -> LayerPlan:
-    """Reads the call_tir sequence of `main` (after lower()): function, argument sources, shapes."""
+    """The call_tir sequence of a lowered `main` (to_primfuncs, then schedule_module): each
+    call's function, argument sources and output shape."""
     import tvm
     from tvm import relax
 
@@ -326,7 +307,8 @@ def build_relax(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned: dict[str, str] = {}
-    mod = lower(relax_module(g, batch, g.weights()), fuse, tuning, target, tuned)
+    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse)
+    mod = schedule_module(mod, tuning, target, tuned)
     plan = call_plan(mod)
     ex = tvm.compile(mod, target=target)
     ex.export_library(str(out_dir / library))

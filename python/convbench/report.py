@@ -12,7 +12,15 @@ from rich.table import Table
 
 from .overheads import by_cell
 
-__all__ = ["fmt_time", "kernel_table", "ladder_table", "paths_table", "print_report"]
+__all__ = ["fmt_time", "kernel_table", "ladder_table", "paths_table", "print_report", "table"]
+
+
+def table(title: str, columns: tuple[str, ...] | list[str]) -> Table:
+    """A rich table with these columns, none of them wrapped (numbers must stay on one line)."""
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, no_wrap=True)
+    return t
 
 
 def fmt_time(s: float | None) -> str:
@@ -34,9 +42,7 @@ def paths_table(doc: dict[str, Any]) -> Table:
     present = {f"{r['backend']}/{r['path']}" for r in doc["records"]}
     paths = [f"{b}/{p}" for b, p in PATHS if f"{b}/{p}" in present]
     paths += sorted(present - set(paths))
-    t = Table(title="median time per call, every path")
-    for col in ("workload", "batch", "thr", *paths):
-        t.add_column(col, no_wrap=True)
+    t = table("median time per call, every path", ("workload", "batch", "thr", *paths))
     for (name, batch, threads), m in by_cell(doc["records"]).items():
         t.add_row(
             name,
@@ -49,24 +55,23 @@ def paths_table(doc: dict[str, Any]) -> Table:
 
 def kernel_table(doc: dict[str, Any]) -> Table:
     """TVM's kernel against oneDNN's inside TF: the kernel question without any framework."""
-    t = Table(
-        title="kernel against kernel: TVM native vs TF's oneDNN primitive (ratio > 1: TVM faster)"
+    t = table(
+        "kernel against kernel: TVM native vs TF's oneDNN primitive (ratio > 1: TVM faster)",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "tvm/native",
+            "GFLOP/s",
+            "%peak",
+            "tvm schedule",
+            "tf/kernel",
+            "GFLOP/s",
+            "%peak",
+            "kernel ÷ native",
+            "tf/eager ÷ tvm/native",
+        ),
     )
-    for col in (
-        "workload",
-        "batch",
-        "thr",
-        "tvm/native",
-        "GFLOP/s",
-        "%peak",
-        "tvm schedule",
-        "tf/kernel",
-        "GFLOP/s",
-        "%peak",
-        "kernel ÷ native",
-        "tf/eager ÷ tvm/native",
-    ):
-        t.add_column(col, no_wrap=True)
 
     def pct(r: dict[str, Any]) -> str:
         return f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else "-"
@@ -96,17 +101,18 @@ def kernel_table(doc: dict[str, Any]) -> Table:
 
 def ladder_table(doc: dict[str, Any]) -> Table:
     """Where the time goes: kernel, native dispatch, what each Python path adds over native."""
-    t = Table(title="where the time goes (us, and share of that path's total)")
-    for col in (
-        "workload",
-        "batch",
-        "thr",
-        "backend",
-        "kernel",
-        "native dispatch",
-        "python paths: added over native",
-    ):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        "where the time goes (us, and share of that path's total)",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "backend",
+            "kernel",
+            "native dispatch",
+            "python paths: added over native",
+        ),
+    )
     for e in doc.get("overheads", []):
 
         def rung(key: str, e: dict[str, Any] = e) -> str:
@@ -130,19 +136,20 @@ def ladder_table(doc: dict[str, Any]) -> Table:
 
 def agreement_table(doc: dict[str, Any]) -> Table:
     """Two measurements of the same thing, side by side: they must agree."""
-    t = Table(title="cross-checks: two measurements of the same call")
-    for col in (
-        "workload",
-        "batch",
-        "thr",
-        "tvm/native",
-        "tvm/evaluator",
-        "differ",
-        "tf/kernel",
-        "ONEDNN_VERBOSE median",
-        "differ",
-    ):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        "cross-checks: two measurements of the same call",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "tvm/native",
+            "tvm/evaluator",
+            "differ",
+            "tf/kernel",
+            "ONEDNN_VERBOSE median",
+            "differ",
+        ),
+    )
     for (name, batch, threads), m in by_cell(doc["records"]).items():
         nat, ev, ker = m.get("tvm/native"), m.get("tvm/evaluator"), m.get("tf/kernel")
         d1 = f"{(nat['median_s'] - ev['median_s']) / ev['median_s']:+.1%}" if nat and ev else "-"
@@ -183,20 +190,21 @@ def print_report(doc: dict[str, Any], console: Console) -> None:
 def model_table(doc: dict[str, Any]) -> Table:
     """Model cuts: TVM native against TF's fastest path, and what fusion and TF's graph
     optimisations are worth, all medians of this run."""
-    t = Table(title="model cuts: TVM native vs TF's fastest path (ratio > 1: TVM faster)")
-    for col in (
-        "workload",
-        "kind",
-        "batch",
-        "thr",
-        "tvm/native",
-        "TF fastest",
-        "ratio",
-        "fusion gain",
-        "grappler gain",
-        "oneDNN gain",
-    ):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        "model cuts: TVM native vs TF's fastest path (ratio > 1: TVM faster)",
+        (
+            "workload",
+            "kind",
+            "batch",
+            "thr",
+            "tvm/native",
+            "TF fastest",
+            "ratio",
+            "fusion gain",
+            "grappler gain",
+            "oneDNN gain",
+        ),
+    )
     kinds = {w["name"]: w.get("kind", "conv") for w in doc["workloads"]}
     for (name, batch, threads), m in by_cell(doc["records"]).items():
         if kinds.get(name, "conv") == "conv":
@@ -230,14 +238,13 @@ def layers_tables(doc: dict[str, Any]) -> list[Table]:
     measured whole of each."""
     out = []
     for e in doc.get("layers", []):
-        t = Table(
-            title=f"per layer: {e['workload']} b{e['batch']} t{e['threads']}: TVM sum "
+        t = table(
+            f"per layer: {e['workload']} b{e['batch']} t{e['threads']}: TVM sum "
             f"{fmt_time(e['tvm_sum_s'])} vs whole {fmt_time(e['tvm_whole_s'])} "
             f"({e['tvm_sum_vs_whole']:.1%}); TF sum {fmt_time(e['tf_sum_s'])} vs whole "
-            f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%})"
+            f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%})",
+            ("layer", "TVM", "TF", "TF/TVM", "TF ops"),
         )
-        for col in ("layer", "TVM", "TF", "TF/TVM", "TF ops"):
-            t.add_column(col, no_wrap=True)
         for r in e["rows"]:
             ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
@@ -247,18 +254,19 @@ def layers_tables(doc: dict[str, Any]) -> list[Table]:
 
 
 def prediction_table(doc: dict[str, Any]) -> Table:
-    t = Table(title="the model's conv time predicted from the single convs (count x time)")
-    for col in (
-        "workload",
-        "batch",
-        "thr",
-        "conv path",
-        "predicted",
-        "model path",
-        "measured",
-        "outside convs",
-    ):
-        t.add_column(col, no_wrap=True)
+    t = table(
+        "the model's conv time predicted from the single convs (count x time)",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "conv path",
+            "predicted",
+            "model path",
+            "measured",
+            "outside convs",
+        ),
+    )
     for p in doc.get("conv_prediction", []):
         t.add_row(
             p["workload"],

@@ -315,21 +315,7 @@ class Runner:
                 self.kernels[(w.key, t)] = k
                 if k.tuned_from is None:
                     untuned.setdefault(w.key, []).append(t)
-                entry = {
-                    "workload": w.name,
-                    "batch": w.batch,
-                    "threads": t,
-                    "path": str(k.path),
-                    "key": k.key,
-                    "schedule": k.schedule,
-                    "tuned": k.tuned_from is not None,
-                    "tuned_from": k.tuned_from,
-                    "cached": k.cached,
-                    "build_s": k.build_s,
-                }
-                if not any(e["key"] == k.key for e in self.doc["kernels"]):
-                    self.emit("built", entry)
-                self.doc["kernels"].append(entry)
+                self._kernel_entry(k, workload=w.name, batch=w.batch, threads=t)
         if self.untuned_cuts and cache.tuning is not None:
             self._warn(
                 "no fused function of "
@@ -355,12 +341,27 @@ class Runner:
         self.save()
         return empty
 
+    def _kernel_entry(self, k: BuiltKernel, **where: Any) -> None:
+        """Records a built or cached kernel in the JSON; announces each cache entry once."""
+        entry = {
+            **where,
+            "path": str(k.path),
+            "key": k.key,
+            "schedule": k.schedule,
+            "tuned": k.tuned_from is not None,
+            "tuned_from": k.tuned_from,
+            "cached": k.cached,
+            "build_s": k.build_s,
+        }
+        if not any(e["key"] == k.key for e in self.doc["kernels"]):
+            self.emit("built", entry)
+        self.doc["kernels"].append(entry)
+
     def _build_model(self, cache: KernelCache, w: Any) -> None:
         """The fused Relax build (and the unfused one, and TF's GraphDef, when a path needs
         them). One build serves every thread count: the pool size is set at run time."""
         paths = self.paths_of(w)
         where = {"workload": w.name, "batch": w.batch}
-        seen: set[str] = set()
         jobs = [(True, t) for t in self.options.threads]
         if ("tvm", "native-unfused") in paths:
             jobs.append((False, None))
@@ -377,22 +378,8 @@ class Runner:
                 self.unfused[w.key] = k
             if fuse and k.tuned_from is None:
                 self.untuned_cuts.add(f"{w.name} t{t}")
-            entry = {
-                **where,
-                "threads": t if t is not None else self.options.threads,
-                "path": str(k.path),
-                "key": k.key,
-                "schedule": k.schedule,
-                "tuned": k.tuned_from is not None,
-                "tuned_from": k.tuned_from,
-                "cached": k.cached,
-                "build_s": k.build_s,
-                "fused": fuse,
-            }
-            if k.key not in seen:
-                self.emit("built", entry)
-                seen.add(k.key)
-            self.doc["kernels"].append(entry)
+            threads = t if t is not None else self.options.threads
+            self._kernel_entry(k, **where, threads=threads, fused=fuse)
         if any(b == "tf" and p.startswith("native-graph") for b, p in paths):
             out = cache.root / "graphdefs" / f"{w.key.replace('/', '_')}-{_digest(w)}.pb"
             if not out.exists():

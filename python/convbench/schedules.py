@@ -220,16 +220,16 @@ def schedule_conv(mod, config=None):
     return sch.mod
 
 
-def _schedule_conv_in(sch, conv_name, pad_name, config=None):
-    """Schedule the conv block `conv_name` (and its padding block, if any) of `sch` in place;
-    returns the block that writes the conv's result back from the register tile (None for the
-    multi-block form)."""
+def _schedule_conv_in(sch, conv_name, pad_name=None, config=None):
+    """Schedule the conv block `conv_name` (and its padding block `pad_name`, if it has one) of
+    `sch` in place; returns the block that writes the conv's result back from the register tile
+    (None for the multi-block form)."""
     cfg = dict(pick_config(sch, conv_name))
     if config:
         cfg.update(config)
     (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(sch, conv_name)
     conv = sch.get_sblock(conv_name)
-    pad = sch.get_sblock(pad_name) if _has_block(sch, pad_name) else None
+    pad = sch.get_sblock(pad_name) if pad_name and _has_block(sch, pad_name) else None
     wb = None
 
     if not (_has_block(sch, "conv_tail") or _has_block(sch, "conv_mid")):

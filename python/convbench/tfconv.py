@@ -17,6 +17,7 @@ __all__ = [
     "tf_conv_callables",
     "tf_library_path",
     "tf_native_conv",
+    "tf_padding",
     "tf_reference",
 ]
 
@@ -46,7 +47,8 @@ def configure_tf(threads: int) -> Any:
     return tf
 
 
-def _tf_padding(w: Workload) -> Any:
+def tf_padding(w: Workload) -> Any:
+    """The conv's padding as tf.nn.conv2d takes it: SAME/VALID, or explicit per-dimension pads."""
     p = w.spec.padding
     if isinstance(p, str):
         return p
@@ -79,7 +81,7 @@ def tf_conv_callables(
     """
     strides = [1, *w.spec.strides, 1]
     dilations = [1, *w.spec.dilation, 1]
-    padding = _tf_padding(w)
+    padding = tf_padding(w)
 
     def conv(a: Any, b: Any) -> Any:
         return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)

@@ -12,18 +12,15 @@ from typing import Any
 import numpy as np
 
 from .model import Graph
+from .spec import Workload
+from .tfconv import tf_padding
 
 __all__ = [
-    "TF_MODEL_PATHS",
     "graph_def",
     "tf_forward",
     "tf_model_callables",
     "tf_step_stats",
 ]
-
-# session-noopt: grappler off (no constant folding, no remapper fusions); the worker of
-# session-no-onednn sets TF_ENABLE_ONEDNN_OPTS=0 before TF loads.
-TF_MODEL_PATHS = ("eager", "function", "session", "session-noopt", "session-no-onednn")
 
 
 def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = False) -> Callable:
@@ -32,56 +29,43 @@ def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = 
     consts: dict[str, Any] = {}
 
     def c(name: str) -> Any:
-        if named:  # constants live in the graph being built, under the weight's name
-            if name not in consts:
-                consts[name] = tf.constant(weights[name], name=name.replace("/", "_") + "_c")
-            return consts[name]
+        # In graph mode the constants are named after their weights.
         if name not in consts:
-            consts[name] = tf.constant(weights[name])
+            label = name.replace("/", "_") + "_c" if named else None
+            consts[name] = tf.constant(weights[name], name=label)
         return consts[name]
 
     def nm(name: str) -> str | None:
         return name if named else None
 
+    def op(n: Any, a: list[Any]) -> Any:
+        if n.kind == "conv":
+            assert n.conv is not None
+            return tf.nn.conv2d(
+                a[0],
+                c(n.params[0]),
+                strides=[1, *n.conv.strides, 1],
+                padding=tf_padding(Workload(n.conv, 1)),
+                dilations=[1, *n.conv.dilation, 1],
+                name=nm(n.name),
+            )
+        if n.kind == "bn":
+            gamma, beta, mean, var = (c(p) for p in n.params)
+            # tf.nn.batch_normalization, spelled out so the output op carries the node's name
+            sub = (lambda op, n=n: f"{n.name}/{op}") if named else (lambda op: None)
+            inv = tf.multiply(tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv"))
+            shift = tf.subtract(beta, mean * inv, name=sub("shift"))
+            return tf.add(tf.multiply(a[0], inv, name=sub("mul")), shift, name=nm(n.name))
+        if n.kind == "relu":
+            return tf.nn.relu(a[0], name=nm(n.name))
+        if n.kind == "add":
+            return tf.add(a[0], a[1], name=nm(n.name))
+        if n.kind == "bias_add":
+            return tf.nn.bias_add(a[0], c(n.params[0]), name=nm(n.name))
+        raise ValueError(f"node '{n.name}': no TF lowering for kind '{n.kind}'")
+
     def forward(x: Any) -> Any:
-        vals = {g.input: x}
-        for n in g.nodes:
-            if n.kind == "input":
-                continue
-            a = [vals[i] for i in n.inputs]
-            if n.kind == "conv":
-                assert n.conv is not None
-                (pt, pb), (pl, pr) = n.conv.pads
-                pad: Any = n.conv.padding
-                if not isinstance(pad, str):
-                    pad = [[0, 0], [pt, pb], [pl, pr], [0, 0]]
-                y = tf.nn.conv2d(
-                    a[0],
-                    c(n.params[0]),
-                    strides=[1, *n.conv.strides, 1],
-                    padding=pad,
-                    dilations=[1, *n.conv.dilation, 1],
-                    name=nm(n.name),
-                )
-            elif n.kind == "bn":
-                gamma, beta, mean, var = (c(p) for p in n.params)
-                # tf.nn.batch_normalization, spelled out so the output op carries the node's name
-                sub = (lambda op, n=n: f"{n.name}/{op}") if named else (lambda op: None)
-                inv = tf.multiply(
-                    tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv")
-                )
-                shift = tf.subtract(beta, mean * inv, name=sub("shift"))
-                y = tf.add(tf.multiply(a[0], inv, name=sub("mul")), shift, name=nm(n.name))
-            elif n.kind == "relu":
-                y = tf.nn.relu(a[0], name=nm(n.name))
-            elif n.kind == "add":
-                y = tf.add(a[0], a[1], name=nm(n.name))
-            elif n.kind == "bias_add":
-                y = tf.nn.bias_add(a[0], c(n.params[0]), name=nm(n.name))
-            else:
-                raise ValueError(f"node '{n.name}': no TF lowering for kind '{n.kind}'")
-            vals[n.name] = y
-        return vals[g.output]
+        return g.evaluate(x, op)
 
     return forward
 

@@ -31,7 +31,9 @@ __all__ = [
     "TunedSchedule",
     "TuningDatabase",
     "default_db_dir",
+    "task_dir",
     "tune_many",
+    "tune_task",
     "tune_workload",
 ]
 
@@ -53,6 +55,11 @@ def target_key(target: Any) -> str:
     return f"{mcpu}-c{cores}-{digest}"
 
 
+def task_dir(root: Path, key: str, target: Any) -> Path:
+    """Where a database root keeps one task (`key`) tuned for one target."""
+    return root / target_key(target) / key
+
+
 def workload_key(w: Workload) -> str:
     digest = hashlib.sha256(json.dumps(w.problem(), sort_keys=True).encode()).hexdigest()[:10]
     return f"{w.key}-{digest}"
@@ -71,7 +78,7 @@ class TuningDatabase:
         self.roots = roots if roots is not None else [default_db_dir(), SHIPPED_DB]
 
     def directory(self, root: Path, w: Workload, target: Any) -> Path:
-        return root / target_key(target) / workload_key(w)
+        return task_dir(root, workload_key(w), target)
 
     def lookup(
         self, w: Workload, target: Any, mod: Any, honour_summary: bool = True
@@ -88,7 +95,7 @@ class TuningDatabase:
         from tvm.s_tir import meta_schedule as ms
 
         for root in self.roots:
-            d = root / target_key(target) / key
+            d = task_dir(root, key, target)
             wl, rec = d / "database_workload.json", d / "database_tuning_record.json"
             if not (wl.exists() and rec.exists()):
                 continue
@@ -129,24 +136,45 @@ def tune_workload(
     one later runs use: a tuned kernel that loses to the default schedule is not used.
     """
     from .kernels import KernelCache, conv_module
+
+    def time_both(target: Any) -> tuple[float | None, float]:
+        tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
+        default = KernelCache(cache_dir).conv(w)
+        tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
+        return tuned_s, measure_kernel(w, threads, default.path)
+
+    return tune_task(w.key, workload_key(w), conv_module(w), threads, trials, root, time_both, log)
+
+
+def tune_task(
+    label: str,
+    key: str,
+    mod: Any,
+    threads: int,
+    trials: int,
+    root: Path,
+    time_both: Callable[[Any], tuple[float | None, float]],
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """One task (a conv workload or a fused model function, kept under `key`) tuned for
+    `threads` threads into `root`; returns its summary. `time_both(target)` times the best tuned
+    schedule (None when there is none) and the hand-written one after tuning; the faster is the
+    one builds use. A task whose summary says it finished with at least `trials` is skipped."""
     from .machine import host_target
 
     target = host_target(threads)
-    d = TuningDatabase([root]).directory(root, w, target)
+    d = task_dir(root, key, target)
     summary = _read_json(d / "summary.json")
     if summary.get("trials", 0) >= trials:
-        log(f"{w.key} t{threads}: already tuned ({summary['trials']} trials), skipped")
+        log(f"{label} t{threads}: already tuned ({summary['trials']} trials), skipped")
         return {**summary, "skipped": True}
     d.mkdir(parents=True, exist_ok=True)
     (d / "summary.json").unlink(missing_ok=True)  # stale once tuning resumes
-    elapsed, best = run_metaschedule(conv_module(w), target, threads, trials, d)
-    tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
-    default = KernelCache(cache_dir).conv(w)
-    tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
-    default_s = measure_kernel(w, threads, default.path)
+    elapsed, best = run_metaschedule(mod, target, threads, trials, d)
+    tuned_s, default_s = time_both(target)
     use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
     summary = {
-        "workload": w.key,
+        "workload": label,
         "threads": threads,
         "target": str(target),
         "trials": trials,

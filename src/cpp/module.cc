@@ -114,6 +114,48 @@ TfConvShape ToTfShape(const py::dict& d) {
   return s;
 }
 
+// `obj.time(arrays, warmup_s, ...)`: obj.Time(views, config) with the GIL released, for the
+// objects that check and time their arrays themselves (TvmKernel, RelaxVm).
+template <class Class>
+void BindTimeArrays(Class& cls) {
+  using T = typename Class::type;
+  cls.def(
+      "time",
+      [](const T& obj, const py::sequence& a, double warmup_s, double min_sample_s, int samples,
+         std::int64_t max_iters) {
+        auto views = ToViews(a);
+        RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+        Measurement m;
+        {
+          py::gil_scoped_release release;
+          m = obj.Time(views, c);
+        }
+        return ToDict(m);
+      },
+      py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+}
+
+// `obj.time(warmup_s, ...)`: obj.Run() in the timing loop with the GIL released, for the TF
+// runners that hold their own inputs.
+template <class Class>
+void BindTimeRun(Class& cls) {
+  using T = typename Class::type;
+  cls.def(
+      "time",
+      [](T& obj, double warmup_s, double min_sample_s, int samples, std::int64_t max_iters) {
+        RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+        Measurement m;
+        {
+          py::gil_scoped_release release;
+          m = TimeLoop([&] { obj.Run(); }, cfg);
+        }
+        return ToDict(m);
+      },
+      py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
+      py::arg("max_iters") = std::int64_t{1} << 30);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -172,7 +214,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
 
   // TensorFlow's Conv2D through the C API (no Python per call). `kind` is "eager" or "graph".
-  py::class_<TfNativeConv, std::shared_ptr<TfNativeConv>>(m, "TfNativeConv")
+  auto tfnativeconv_class =
+      py::class_<TfNativeConv, std::shared_ptr<TfNativeConv>>(m, "TfNativeConv")
       .def(py::init([](const std::string& lib, const std::string& kind, const py::dict& shape,
                        const py::array_t<float, py::array::c_style | py::array::forcecast>& input,
                        const py::array_t<float, py::array::c_style | py::array::forcecast>& filter,
@@ -192,23 +235,10 @@ PYBIND11_MODULE(_core, m) {
              float* data = out.mutable_data();
              py::gil_scoped_release release;
              c.RunAndCopy(data);
-           })
-      .def(
-          "time",
-          [](TfNativeConv& c, double warmup_s, double min_sample_s, int samples,
-             std::int64_t max_iters) {
-            RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
-            Measurement m;
-            {
-              py::gil_scoped_release release;
-              m = TimeLoop([&] { c.Run(); }, cfg);
-            }
-            return ToDict(m);
-          },
-          py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
-          py::arg("max_iters") = std::int64_t{1} << 30);
+           });
+  BindTimeRun(tfnativeconv_class);
 
-  py::class_<TvmKernel, std::shared_ptr<TvmKernel>>(m, "TvmKernel")
+  auto tvmkernel_class = py::class_<TvmKernel, std::shared_ptr<TvmKernel>>(m, "TvmKernel")
       .def(py::init([](const std::string& path, const std::vector<py::tuple>& specs,
                        const std::string& entry) {
              std::vector<ArgSpec> s;
@@ -226,26 +256,12 @@ PYBIND11_MODULE(_core, m) {
              auto views = ToViews(a);
              py::gil_scoped_release release;
              k.Call(views);
-           })
-      .def(
-          "time",
-          [](const TvmKernel& k, const py::sequence& a, double warmup_s, double min_sample_s,
-             int samples, std::int64_t max_iters) {
-            auto views = ToViews(a);
-            RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
-            Measurement m;
-            {
-              py::gil_scoped_release release;
-              m = k.Time(views, c);
-            }
-            return ToDict(m);
-          },
-          py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
-          py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+           });
+  BindTimeArrays(tvmkernel_class);
 
   // A Relax VM executable: `inputs` are the entry's arguments, `output` the one tensor it returns
   // (copied into the caller's array by `call`; dropped after each call by `time`).
-  py::class_<RelaxVm, std::shared_ptr<RelaxVm>>(m, "RelaxVm")
+  auto relaxvm_class = py::class_<RelaxVm, std::shared_ptr<RelaxVm>>(m, "RelaxVm")
       .def(py::init([](const std::string& path, const std::vector<py::tuple>& inputs,
                        const py::tuple& output, const std::string& entry) {
              std::vector<ArgSpec> s;
@@ -264,22 +280,8 @@ PYBIND11_MODULE(_core, m) {
             py::gil_scoped_release release;
             vm.Call(views, out_view);
           },
-          py::arg("inputs"), py::arg("out"))
-      .def(
-          "time",
-          [](const RelaxVm& vm, const py::sequence& a, double warmup_s, double min_sample_s,
-             int samples, std::int64_t max_iters) {
-            auto views = ToViews(a);
-            RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
-            Measurement m;
-            {
-              py::gil_scoped_release release;
-              m = vm.Time(views, c);
-            }
-            return ToDict(m);
-          },
-          py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
-          py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+          py::arg("inputs"), py::arg("out"));
+  BindTimeArrays(relaxvm_class);
 
   // The ConfigProto the TF C API paths hand to their contexts and sessions, as bytes, so that a
   // test can parse it with TF's own ConfigProto and check the hand-written encoding.
@@ -293,7 +295,8 @@ PYBIND11_MODULE(_core, m) {
 
   // A frozen graph (serialized GraphDef) run through the C API: `input` (float32, copied once) is
   // fed to input_op:0 on every run and output_op:0 is fetched. optimize=False turns grappler off.
-  py::class_<TfGraphRunner, std::shared_ptr<TfGraphRunner>>(m, "TfGraphRunner")
+  auto tfgraphrunner_class =
+      py::class_<TfGraphRunner, std::shared_ptr<TfGraphRunner>>(m, "TfGraphRunner")
       .def(py::init([](const std::string& lib_path, const py::bytes& graph_def,
                        const std::string& input_op, const std::string& output_op,
                        const py::array& input, int threads, bool optimize) {
@@ -347,19 +350,6 @@ PYBIND11_MODULE(_core, m) {
                                }
                                return shape;
                              })
-      .def_property_readonly("input_shape", &TfGraphRunner::InputShape)
-      .def(
-          "time",
-          [](TfGraphRunner& r, double warmup_s, double min_sample_s, int samples,
-             std::int64_t max_iters) {
-            RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
-            Measurement m;
-            {
-              py::gil_scoped_release release;
-              m = TimeLoop([&] { r.Run(); }, cfg);
-            }
-            return ToDict(m);
-          },
-          py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
-          py::arg("max_iters") = std::int64_t{1} << 30);
+      .def_property_readonly("input_shape", &TfGraphRunner::InputShape);
+  BindTimeRun(tfgraphrunner_class);
 }

@@ -42,19 +42,10 @@ TvmKernel LoadLibrary(const std::string& path, std::vector<ArgSpec> inputs) {
   }
 }
 
-// TvmKernel hands its function out as a raw handle (for the Cython loop); this takes a reference
-// of our own on it.
-tvm::ffi::Function BorrowFunction(const void* handle) {
-  auto* obj = static_cast<tvm::ffi::Object*>(const_cast<void*>(handle));
-  return tvm::ffi::Function(
-      tvm::ffi::details::ObjectUnsafe::ObjectPtrFromUnowned<tvm::ffi::FunctionObj>(obj));
-}
-
 tvm::ffi::Module StartVm(const TvmKernel& library) {
   const std::string& path = library.path();
   try {
-    tvm::ffi::Function load = BorrowFunction(library.function_handle());
-    auto vm = load().cast<tvm::ffi::Module>();
+    auto vm = library.function()().cast<tvm::ffi::Module>();
     auto init = vm->GetFunction("vm_initialization", /*query_imports=*/false);
     if (!init.has_value()) {
       throw std::runtime_error("the VM of '" + path + "' has no vm_initialization");
@@ -84,36 +75,10 @@ tvm::ffi::Function GetVmEntry(const tvm::ffi::Module& vm, const std::string& pat
   return *f;
 }
 
-bool SameDType(DLDataType a, DLDataType b) {
-  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
-}
-
-std::int64_t ContiguousBytes(const std::vector<std::int64_t>& shape, DLDataType dtype,
-                             const std::vector<std::int64_t>& strides_bytes, bool* contiguous) {
-  std::int64_t expected = dtype.bits / 8 * dtype.lanes;
-  *contiguous = true;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    if (shape[d] != 1 && strides_bytes[d] != expected) *contiguous = false;
-    expected *= shape[d];
-  }
-  return expected;
-}
-
 // The output is only a memcpy target, so unlike the inputs it need not be aligned.
 void CheckOutput(const ArgSpec& s, const ArrayView& a) {
   const std::string who = "output '" + s.name + "'";
-  if (!SameDType(a.dtype, s.dtype)) {
-    throw std::invalid_argument(who + ": expected dtype " + DTypeToString(s.dtype) + ", got " +
-                                DTypeToString(a.dtype));
-  }
-  if (a.shape != s.shape) {
-    throw std::invalid_argument(who + ": expected shape " + ShapeToString(s.shape) + ", got " +
-                                ShapeToString(a.shape));
-  }
-  bool contiguous = false;
-  const std::int64_t bytes = ContiguousBytes(a.shape, a.dtype, a.strides_bytes, &contiguous);
-  if (!contiguous) throw std::invalid_argument(who + ": array is not C-contiguous");
-  if (a.data == nullptr && bytes > 0) throw std::invalid_argument(who + ": null data");
+  CheckArray(who, s, a);
   if (!a.writeable) throw std::invalid_argument(who + ": the output array is read-only");
 }
 

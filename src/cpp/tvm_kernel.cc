@@ -31,11 +31,31 @@ tvm::ffi::Function GetEntry(const tvm::ffi::Module& module, const std::string& p
   return *f;
 }
 
+}  // namespace
+
 bool SameDType(DLDataType a, DLDataType b) {
   return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
 }
 
-}  // namespace
+void CheckArray(const std::string& who, const ArgSpec& s, const ArrayView& a) {
+  if (!SameDType(a.dtype, s.dtype)) {
+    throw std::invalid_argument(who + ": expected dtype " + DTypeToString(s.dtype) + ", got " +
+                                DTypeToString(a.dtype));
+  }
+  if (a.shape != s.shape) {
+    throw std::invalid_argument(who + ": expected shape " + ShapeToString(s.shape) + ", got " +
+                                ShapeToString(a.shape));
+  }
+  // Generated code indexes with compact row-major strides; anything else reads the wrong data.
+  std::int64_t expected = s.dtype.bits / 8 * s.dtype.lanes;
+  for (std::size_t d = a.shape.size(); d-- > 0;) {
+    if (a.shape[d] != 1 && a.strides_bytes[d] != expected) {
+      throw std::invalid_argument(who + ": array is not C-contiguous");
+    }
+    expected *= a.shape[d];
+  }
+  if (a.data == nullptr && expected > 0) throw std::invalid_argument(who + ": null data");
+}
 
 void LoadTvmRuntime(const std::string& path) {
   if (g_runtime_loaded.load()) return;
@@ -106,23 +126,7 @@ void TvmKernel::Check(const std::vector<ArrayView>& args) const {
     const ArrayView& a = args[i];
     const ArgSpec& s = specs_[i];
     const std::string who = "argument " + std::to_string(i) + " ('" + s.name + "')";
-    if (!SameDType(a.dtype, s.dtype)) {
-      throw std::invalid_argument(who + ": expected dtype " + DTypeToString(s.dtype) + ", got " +
-                                  DTypeToString(a.dtype));
-    }
-    if (a.shape != s.shape) {
-      throw std::invalid_argument(who + ": expected shape " + ShapeToString(s.shape) + ", got " +
-                                  ShapeToString(a.shape));
-    }
-    // Generated code indexes with compact row-major strides; anything else reads the wrong data.
-    std::int64_t expected = s.dtype.bits / 8 * s.dtype.lanes;
-    for (std::size_t d = a.shape.size(); d-- > 0;) {
-      if (a.shape[d] != 1 && a.strides_bytes[d] != expected) {
-        throw std::invalid_argument(who + ": array is not C-contiguous");
-      }
-      expected *= a.shape[d];
-    }
-    if (a.data == nullptr && expected > 0) throw std::invalid_argument(who + ": null data");
+    CheckArray(who, s, a);
     if (reinterpret_cast<std::uintptr_t>(a.data) % kTvmAlignment != 0) {
       throw std::invalid_argument(who + ": data is not " + std::to_string(kTvmAlignment) +
                                   "-byte aligned (convbench.harness.aligned_copy makes an "

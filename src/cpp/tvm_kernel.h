@@ -45,6 +45,11 @@ struct ArgSpec {
 
 std::string ShapeToString(const std::vector<std::int64_t>& shape);
 std::string DTypeToString(DLDataType dtype);
+bool SameDType(DLDataType a, DLDataType b);
+
+// The checks every array handed to generated code needs: its spec's dtype and shape, compact
+// row-major strides, data present. Throws std::invalid_argument starting with `who`.
+void CheckArray(const std::string& who, const ArgSpec& spec, const ArrayView& a);
 
 // TVM's generated code assumes every buffer starts on this boundary (its kAllocAlignment) and
 // uses aligned vector loads: a misaligned array would crash it, so Check refuses one.
@@ -61,6 +66,7 @@ class TvmKernel {
   // The packed function's tvm-ffi handle, for callers that drive it through the C ABI themselves
   // (the Cython loop). Valid while this kernel lives.
   const void* function_handle() const { return function_.get(); }
+  const tvm::ffi::Function& function() const { return function_; }
 
   // Throws std::invalid_argument naming the argument and what is wrong with it.
   void Check(const std::vector<ArrayView>& args) const;
