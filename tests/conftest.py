@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,27 @@ MEASUREMENT_KEYS = {
     "cpu_before",
     "cpu_after",
 }
+
+# Timing options that keep a CLI run short: correctness, not speed, is what the tests check.
+QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
+
+
+def _convbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "convbench.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="session")
+def convbench() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`convbench ARGS...` in a subprocess, as a user runs it: convbench(*args, cwd=DIR)."""
+    return _convbench
+
 
 TINY_SHAPES = """\
 version: 1
@@ -37,7 +61,7 @@ convs:
 
 @pytest.fixture(scope="session")
 def kernel_cache(tmp_path_factory: pytest.TempPathFactory):
-    from convbench.kernels import KernelCache
+    from convbench.build.cache import KernelCache
 
     return KernelCache(tmp_path_factory.mktemp("kernels"))
 
@@ -51,7 +75,7 @@ def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tf():
-    from convbench.tfconv import configure_tf
+    from convbench.frameworks.tf_conv import configure_tf
 
     return configure_tf(1)
 

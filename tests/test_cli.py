@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from convbench.harness import RunConfig
-from convbench.run import PATHS, Runner, RunOptions
+from conftest import QUICK
+from convbench.native.harness import RunConfig
+from convbench.paths import PATHS
+from convbench.run import Runner, RunOptions
 from convbench.spec import load_spec
 
-QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005"]
 RECORD_FIELDS = {
     "workload",
     "backend",
@@ -36,19 +35,8 @@ RECORD_FIELDS = {
 }
 
 
-def convbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "convbench.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=dict(os.environ),
-    )
-
-
 @pytest.fixture(scope="module")
-def cli_run(tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory):
+def cli_run(convbench, tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory):
     cwd = tmp_path_factory.mktemp("run")
     over = len(os.sched_getaffinity(0)) + 1  # always more threads than this machine lets us use
     out = cwd / "results.json"
@@ -137,7 +125,7 @@ def test_cli_prints_results_and_warns_about_oversubscription(cli_run) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_second_run_reuses_the_kernel_cache(cli_run, tiny_shapes: Path) -> None:
+def test_second_run_reuses_the_kernel_cache(convbench, cli_run, tiny_shapes: Path) -> None:
     _, _, _, cwd, cache = cli_run
     out = cwd / "again.json"
     proc = convbench(
@@ -166,14 +154,14 @@ def test_second_run_reuses_the_kernel_cache(cli_run, tiny_shapes: Path) -> None:
     ],
 )
 def test_bad_arguments_are_refused_clearly(
-    args: list[str], message: str, tiny_shapes: Path, tmp_path: Path
+    convbench, args: list[str], message: str, tiny_shapes: Path, tmp_path: Path
 ) -> None:
     proc = convbench("--shapes", str(tiny_shapes), *args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_bad_shapes_file_is_refused_clearly(tmp_path: Path) -> None:
+def test_bad_shapes_file_is_refused_clearly(convbench, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "convs: [{name: x, input: [1, 4, 4, 2], kernel: [3, 3], out_channels: 2, count: -2}]"
@@ -188,7 +176,7 @@ def test_bad_shapes_file_is_refused_clearly(tmp_path: Path) -> None:
 
 def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_path: Path) -> None:
     """A kernel that cannot be loaded fails its cells; every other cell is still measured."""
-    from convbench.kernels import BuiltKernel
+    from convbench.build.cache import BuiltKernel
 
     specs = load_spec(tiny_shapes)
     runner = Runner(
@@ -214,7 +202,7 @@ def test_a_failing_cell_is_reported_and_the_run_goes_on(tiny_shapes: Path, tmp_p
     failed = {(e["stage"], e.get("workload"), e.get("path")) for e in saved["errors"]}
     assert ("measure", "tiny_same", "native") in failed and ("check", "tiny_same", None) in failed
     assert any("cannot load TVM kernel" in e["error"] for e in saved["errors"])
-    measured = {(r["workload"], r["backend"], r["path"]) for r in doc["records"]}
+    measured = {(r.workload, r.backend, r.path) for r in doc.records}
     assert ("tiny_logits", "tvm", "native") in measured
     assert ("tiny_same", "tf", "eager") in measured
 
@@ -228,27 +216,25 @@ def test_thread_pools_are_not_trapped_on_the_timing_cpu(
 ):
     """Pinning the timing thread must not pin the pools it creates: a 2-thread cell's other
     threads may use the second CPU."""
-    from convbench.kernels import KernelCache
-    from convbench.machine import plan_cpus
-    from convbench.run import run_worker
-    from convbench.spec import Workload
+    from convbench.build.cache import KernelCache
+    from convbench.cpus import plan_cpus
+    from convbench.measure.pool import run_worker
+    from convbench.measure.tasks import MeasureTask
+    from convbench.spec import ConvWorkload
 
-    w = Workload(load_spec(tiny_shapes)[0], 1)
+    w = ConvWorkload(load_spec(tiny_shapes)[0], 1)
     plan = plan_cpus(2)
-    task = {
-        "kind": "measure",
-        "backend": backend,
-        "path": path,
-        "spec": w.spec.model_dump(mode="json"),
-        "batch": 1,
-        "threads": 2,
-        "cpus": list(plan.cpus),
-        "available_cpus": plan.available,
-        "seed": 0,
-        "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 2},
-    }
-    if backend == "tvm":
-        task["kernel_path"] = str(KernelCache(tmp_path).conv(w).path)
+    task = MeasureTask(
+        workload=w,
+        backend=backend,
+        path=path,
+        threads=2,
+        cpus=list(plan.cpus),
+        available_cpus=plan.available,
+        seed=0,
+        config=RunConfig(warmup_s=0.001, min_sample_s=0.001, samples=2),
+        kernel_path=str(KernelCache(tmp_path).conv(w).path) if backend == "tvm" else None,
+    )
     record = run_worker(task, 300)
     assert record["timing_thread_cpus"] == [plan.cpus[0]]
     others = record["other_threads_cpus"]
@@ -261,19 +247,20 @@ def test_thread_pools_are_not_trapped_on_the_timing_cpu(
 def test_one_thread_cell_keeps_one_cpu_busy(path: str, tiny_shapes, tmp_path):
     """A 1-thread cell must be the only busy thread of its worker. numpy's OpenBLAS pool, started
     at import, busy-waited beside it (par 1.9) until workers got OPENBLAS_NUM_THREADS=1."""
-    from convbench.kernels import KernelCache
-    from convbench.run import measure_task, run_worker
-    from convbench.spec import Workload
+    from convbench.build.cache import KernelCache
+    from convbench.measure.pool import run_worker
+    from convbench.run import measure_task
+    from convbench.spec import ConvWorkload
 
-    w = Workload(load_spec(tiny_shapes)[0], 1)
+    w = ConvWorkload(load_spec(tiny_shapes)[0], 1)
     config = RunConfig(warmup_s=0.005, min_sample_s=0.002, samples=5)
     kernel = KernelCache(tmp_path).conv(w).path
-    record = run_worker(measure_task(w, 1, "tvm", path, config, kernel_path=kernel), 300)
+    record = run_worker(measure_task(w, 1, "tvm", path, config, kernel=kernel), 300)
     # process CPU time over wall time: a second busy thread in the process shows as ~2
     assert record["parallelism"] < 1.3, record["parallelism"]
 
 
-def test_report_reprints_a_results_file(cli_run, tmp_path: Path) -> None:
+def test_report_reprints_a_results_file(convbench, cli_run, tmp_path: Path) -> None:
     _, _, _, cwd, _ = cli_run
     proc = convbench("report", str(cwd / "results.json"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr
@@ -286,7 +273,7 @@ def test_report_reprints_a_results_file(cli_run, tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_paths_option_selects_cells(tiny_shapes: Path, tmp_path: Path) -> None:
+def test_paths_option_selects_cells(convbench, tiny_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = convbench(
         "--shapes",
@@ -314,8 +301,9 @@ def test_paths_option_selects_cells(tiny_shapes: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown path(s) tvm/fast" in bad.stderr
 
 
-def test_compare_two_runs(cli_run, tmp_path: Path) -> None:
-    from convbench.compare import compare_runs
+def test_compare_two_runs(convbench, cli_run, tmp_path: Path) -> None:
+    from convbench.results.compare import compare_runs
+    from convbench.results.document import ResultsDoc
 
     _, doc, _, cwd, _ = cli_run
     rng = np.random.default_rng(0)
@@ -328,14 +316,15 @@ def test_compare_two_runs(cli_run, tmp_path: Path) -> None:
             r["wall_samples_s"] = [t * 3 for t in r["wall_samples_s"]]
             r["median_s"] *= 3
     rows = {
-        (r["workload"], r["threads"], r["backend"], r["path"]): r for r in compare_runs(old, new)
+        (r["workload"], r["threads"], r["backend"], r["path"]): r
+        for r in compare_runs(ResultsDoc.from_json(old), ResultsDoc.from_json(new))
     }
     assert len(rows) == len(doc["records"])
     assert rows[("tiny_same", 1, "tvm", "native")]["verdict"] == "slower"
     assert rows[("tiny_same", 1, "tvm", "native")]["ratio"] == pytest.approx(3)
     assert rows[("tiny_same", 1, "tf", "eager")]["verdict"] == "no significant change"
     # the CLI's own 3-sample run can never show a significant change, and says so
-    three = compare_runs(doc, doc)
+    three = compare_runs(ResultsDoc.from_json(doc), ResultsDoc.from_json(doc))
     assert all(r["verdict"].startswith("too few samples") for r in three)
     paths = []
     for name, d in (("old.json", old), ("new.json", new)):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convbench.harness import ConvKernel
-from convbench.numerics import compare
-from convbench.spec import Workload, parse_spec
-from convbench.tfconv import conv_inputs, tf_reference
+from convbench.frameworks.numerics import relative_error
+from convbench.frameworks.tf_conv import tf_reference
+from convbench.native.harness import ConvKernel
+from convbench.spec import ConvWorkload, parse_spec
+from convbench.spec.arrays import conv_inputs
 
 CASES = {
     "same3x3": "input: [1, 10, 9, 16], kernel: [3, 3], out_channels: 32",
@@ -23,32 +24,32 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_native_call_matches_tf(case: str, batch: int, kernel_cache, tf) -> None:
     spec = parse_spec(f"convs: [{{name: {case}, {CASES[case]}, count: 1}}]")[0]
-    w = Workload(spec, batch)
+    w = ConvWorkload(spec, batch)
     k = ConvKernel(kernel_cache.conv(w).path, w)
     data, weight = conv_inputs(w, seed=3)
     got = k(data, weight)
     ref = tf_reference(tf, w, data, weight)
     assert got.shape == ref.shape == w.output_shape
-    result = compare(got, ref, rtol=1e-5)
+    result = relative_error(got, ref, rtol=1e-5)
     assert result["ok"], result
 
 
 def test_the_check_catches_a_wrong_kernel(kernel_cache, tf) -> None:
     spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
-    w = Workload(spec, 1)
+    w = ConvWorkload(spec, 1)
     data, weight = conv_inputs(w, seed=3)
     ref = tf_reference(tf, w, data, weight)
     wrong = ConvKernel(kernel_cache.conv(w).path, w)(data, weight * np.float32(1.001))
-    result = compare(wrong, ref, rtol=1e-5)
+    result = relative_error(wrong, ref, rtol=1e-5)
     assert not result["ok"]
     assert result["max_rel_err"] == pytest.approx(1e-3, rel=0.05)
 
 
 def test_timed_kernel_reports_consistent_statistics(kernel_cache) -> None:
-    from convbench.harness import RunConfig
+    from convbench.native.harness import RunConfig
 
     spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
-    w = Workload(spec, 1)
+    w = ConvWorkload(spec, 1)
     k = ConvKernel(kernel_cache.conv(w).path, w)
     data, weight = conv_inputs(w)
     t = k.time(data, weight, k.new_output(), config=RunConfig(0.001, 0.002, 5))
@@ -59,23 +60,23 @@ def test_timed_kernel_reports_consistent_statistics(kernel_cache) -> None:
 
 @pytest.mark.parametrize("path", ["function", "session", "session-feedless"])
 def test_every_tf_path_computes_the_same_conv(path: str, tf) -> None:
-    from convbench.tfconv import tf_conv_callables
+    from convbench.frameworks.tf_conv import tf_conv_callables
 
     spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
-    w = Workload(spec, 2)
+    w = ConvWorkload(spec, 2)
     data, weight = conv_inputs(w, seed=5)
     ref = tf_reference(tf, w, data, weight)
     got = np.asarray(tf_conv_callables(tf, w, data, weight, (path,))[path]())
-    assert compare(got, ref, rtol=1e-6)["ok"]
+    assert relative_error(got, ref, rtol=1e-6)["ok"]
 
 
 @pytest.mark.parametrize("path", ["cython", "python"])
 def test_every_tvm_path_runs_the_kernel(path: str, kernel_cache) -> None:
-    from convbench.harness import RunConfig
-    from convbench.worker import tvm_path_timer
+    from convbench.measure.conv_handlers import tvm_path_timer
+    from convbench.native.harness import RunConfig
 
     spec = parse_spec(f"convs: [{{name: same3x3, {CASES['same3x3']}, count: 1}}]")[0]
-    w = Workload(spec, 1)
+    w = ConvWorkload(spec, 1)
     k = ConvKernel(kernel_cache.conv(w).path, w)
     data, weight = conv_inputs(w, seed=5)
     expected = k(data, weight)
@@ -92,16 +93,16 @@ def test_every_tvm_path_runs_the_kernel(path: str, kernel_cache) -> None:
 @pytest.mark.parametrize("case", ["same3x3", "logits_valid_1x6", "explicit_pad_dilated"])
 def test_tf_c_api_path_matches_tf_python(kind: str, case: str, tf) -> None:
     """TF's Conv2D through the C API from the C++ harness gives tf.nn.conv2d's output."""
-    from convbench.harness import RunConfig, Timing
-    from convbench.tfconv import tf_native_conv
+    from convbench.native.harness import RunConfig, Timing
+    from convbench.native.tf_capi import tf_native_conv
 
     spec = parse_spec(f"convs: [{{name: {case}, {CASES[case]}, count: 1}}]")[0]
-    w = Workload(spec, 2)
+    w = ConvWorkload(spec, 2)
     data, weight = conv_inputs(w, seed=7)
     conv = tf_native_conv(kind, w, data, weight, threads=1)
     out = np.empty(w.output_shape, np.float32)
     conv.run(out)
-    assert compare(out, tf_reference(tf, w, data, weight), rtol=1e-6)["ok"]
+    assert relative_error(out, tf_reference(tf, w, data, weight), rtol=1e-6)["ok"]
     t = Timing.from_native(conv.time(**RunConfig(0.001, 0.001, 2).kwargs()))
     assert t.summary["n"] == 2 and t.summary["min"] > 0
     with pytest.raises(ValueError, match="elements"):
@@ -111,9 +112,9 @@ def test_tf_c_api_path_matches_tf_python(kind: str, case: str, tf) -> None:
 def test_missing_tf_library_is_an_error_not_a_crash(tmp_path) -> None:
     from convbench import _core
 
-    w = Workload(parse_spec(f"convs: [{{name: a, {CASES['same3x3']}, count: 1}}]")[0], 1)
+    w = ConvWorkload(parse_spec(f"convs: [{{name: a, {CASES['same3x3']}, count: 1}}]")[0], 1)
     data, weight = conv_inputs(w)
-    from convbench.tfconv import tf_native_conv
+    from convbench.native.tf_capi import tf_native_conv
 
     with pytest.raises(RuntimeError, match="cannot load TensorFlow's C API"):
         tf_native_conv("eager", w, data, weight, 1, lib=str(tmp_path / "libtensorflow_cc.so.2"))
@@ -134,11 +135,11 @@ def test_default_schedules_are_correct_on_the_six_model_shapes(
     from convbench.spec import load_spec
 
     for spec in load_spec(Path(__file__).resolve().parents[1] / "shapes.yaml"):
-        w = Workload(spec, batch)
+        w = ConvWorkload(spec, batch)
         built = kernel_cache.conv(w)
         assert not built.schedule.startswith("tuned")
         data, weight = conv_inputs(w, seed=11)
-        result = compare(
+        result = relative_error(
             ConvKernel(built.path, w)(data, weight), tf_reference(tf, w, data, weight), rtol=1e-5
         )
         assert result["ok"], (spec.name, result)
@@ -147,7 +148,7 @@ def test_default_schedules_are_correct_on_the_six_model_shapes(
 def test_tensorflow_not_installed_is_a_clear_error(monkeypatch) -> None:
     import importlib.util
 
-    from convbench import tfconv
+    from convbench.native import tf_capi
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -156,4 +157,4 @@ def test_tensorflow_not_installed_is_a_clear_error(monkeypatch) -> None:
         lambda name, *a: None if name == "tensorflow" else real(name, *a),
     )
     with pytest.raises(RuntimeError, match="TensorFlow is not installed"):
-        tfconv.tf_library_path()
+        tf_capi.tf_library_path()

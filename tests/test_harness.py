@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 from convbench import _core
-from convbench.harness import EmptyKernel, RunConfig, aligned_empty, time_callable
+from convbench.native.harness import EmptyKernel, RunConfig, time_callable
+from convbench.spec.arrays import aligned_empty
 
 FAST = RunConfig(warmup_s=0.001, min_sample_s=0.001, samples=5)
 
@@ -124,8 +125,8 @@ def test_pinning_to_a_cpu_that_does_not_exist_is_an_error() -> None:
 
 
 def test_tvm_pool_workers_are_bound_to_the_planned_cpus() -> None:
-    from convbench.harness import pin_threads
-    from convbench.machine import plan_cpus
+    from convbench.cpus import plan_cpus
+    from convbench.native.harness import pin_threads
 
     plan = plan_cpus(3)  # one more thread than the 2-core CI machine has: oversubscribed there
 
@@ -145,7 +146,7 @@ def test_tvm_pool_workers_are_bound_to_the_planned_cpus() -> None:
 
 def test_empty_kernel_overhead(kernel_cache) -> None:
     k = EmptyKernel(kernel_cache.empty().path)
-    t = k.time_overhead(FAST)
+    t = k.time(k.arg, config=FAST)
     assert (
         0 < t.summary["median"] < 1e-5
     )  # a no-op call costs nanoseconds, not tens of microseconds
@@ -153,10 +154,10 @@ def test_empty_kernel_overhead(kernel_cache) -> None:
 
 
 def test_argument_checks_raise_python_errors(kernel_cache) -> None:
-    from convbench.harness import ConvKernel
-    from convbench.spec import Workload, parse_spec
+    from convbench.native.harness import ConvKernel
+    from convbench.spec import ConvWorkload, parse_spec
 
-    w = Workload(
+    w = ConvWorkload(
         parse_spec(
             "convs: [{name: a, input: [1, 6, 5, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
         )[0],
@@ -192,7 +193,7 @@ def test_argument_checks_raise_python_errors(kernel_cache) -> None:
 
 
 def test_peak_probe_is_plausible(tmp_path) -> None:
-    from convbench.peak import PeakCache
+    from convbench.native.peak import PeakCache
 
     one = _core.measure_peak([min(os.sched_getaffinity(0))], seconds=0.05, repeats=1)
     assert one["isa"] in ("avx512f", "avx2+fma", "scalar") and one["threads"] == 1

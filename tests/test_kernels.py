@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from convbench.kernels import KernelCache
-from convbench.spec import Workload, parse_spec
+from convbench.build.cache import KernelCache
+from convbench.spec import ConvWorkload, parse_spec
 
 SPEC = "convs: [{name: c, input: [1, 7, 9, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
 
 
-def _workload(batch: int = 1) -> Workload:
-    return Workload(parse_spec(SPEC)[0], batch)
+def _workload(batch: int = 1) -> ConvWorkload:
+    return ConvWorkload(parse_spec(SPEC)[0], batch)
 
 
 def test_build_then_reuse(tmp_path) -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convbench.layers import layer_table, node_layers
-from convbench.model import Graph, ModelWorkload, histogram_mismatch, load_model, parse_model
-from convbench.run import run_worker
-from convbench.spec import SpecError, Workload, load_spec
+from conftest import QUICK
+from convbench.measure.pool import run_worker
+from convbench.measure.tasks import CheckTask, LayersTask
+from convbench.native.harness import RunConfig
+from convbench.results.analysis import layer_table, node_layers
+from convbench.spec import ConvWorkload, SpecError, load_shapes, load_spec
+from convbench.spec.model import Graph, ModelWorkload, histogram_mismatch, parse_model
 
 SHAPES = Path(__file__).resolve().parents[1] / "shapes.yaml"
 
@@ -37,7 +40,7 @@ CUT_POINTS = [
 
 @pytest.fixture(scope="module")
 def model():
-    m = load_model(SHAPES)
+    m = load_shapes(SHAPES).model
     assert m is not None, "shapes.yaml has no model section"
     return m
 
@@ -54,7 +57,7 @@ def test_histogram_equals_the_logs(graph):
 
 def test_histogram_equals_the_convs_section(graph):
     assert histogram_mismatch(graph, load_spec(SHAPES)) == []
-    want = Counter({Workload(c, 1).output_shape: c.count for c in load_spec(SHAPES)})
+    want = Counter({ConvWorkload(c, 1).output_shape: c.count for c in load_spec(SHAPES)})
     assert dict(want) == LOG_HISTOGRAM
 
 
@@ -143,8 +146,7 @@ def _check(kernel_cache, mw: ModelWorkload, unfused: bool = False) -> dict:
     paths = {"fused": str(kernel_cache.model(mw, True).path)}
     if unfused:
         paths["unfused"] = str(kernel_cache.model(mw, False).path)
-    task = {"kind": "check", **mw.task(), "kernel_paths": paths, "seed": 0}
-    return run_worker(task, 600)
+    return run_worker(CheckTask(workload=mw, kernel_paths=paths, seed=0), 600)
 
 
 @pytest.mark.parametrize("block", ["block1", "block2"])
@@ -171,19 +173,18 @@ def test_whole_model_matches_tf(kernel_cache, model):
 
 
 def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
-    m = load_model(tiny_model)
+    m = load_shapes(tiny_model).model
     mw = ModelWorkload("blockA", "block", m, "expand_conv1/add_1", "conv_block1/unit1/add_2", 1)
     k = kernel_cache.model(mw, True)
-    task = {
-        "kind": "layers",
-        **mw.task(),
-        "kernel_path": str(k.path),
-        "threads": 1,
-        "cpus": [sorted(__import__("os").sched_getaffinity(0))[0]],
-        "seed": 0,
-        "config": {"warmup_s": 0.001, "min_sample_s": 0.001, "samples": 3},
-        "tf_runs": 3,
-    }
+    task = LayersTask(
+        workload=mw,
+        kernel_path=str(k.path),
+        threads=1,
+        cpus=[sorted(__import__("os").sched_getaffinity(0))[0]],
+        seed=0,
+        config=RunConfig(warmup_s=0.001, min_sample_s=0.001, samples=3),
+        tf_runs=3,
+    )
     raw = run_worker(task, 600)
     table = layer_table(mw.graph, raw)
     layers = [r["layer"] for r in table["rows"]]
@@ -194,14 +195,12 @@ def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
 
 
 # --- the CLI on a tiny model ------------------------------------------------------------------
-from test_cli import QUICK  # noqa: E402
-from test_cli import convbench as _convbench  # noqa: E402
 
 
-def test_partsearch_writes_json_and_png(tiny_model, tmp_path):
+def test_partsearch_writes_json_and_png(convbench, tiny_model, tmp_path):
     import json
 
-    proc = _convbench(
+    proc = convbench(
         "partsearch",
         "--shapes",
         str(tiny_model),
@@ -239,12 +238,12 @@ def test_partsearch_writes_json_and_png(tiny_model, tmp_path):
     assert pred["tvm"]["predicted_conv_s"] > 0 and pred["tvm"]["measured_s"] > 0
 
 
-def test_run_with_a_cut_measures_all_model_paths(tiny_model, tmp_path):
+def test_run_with_a_cut_measures_all_model_paths(convbench, tiny_model, tmp_path):
     import json
 
-    from convbench.run import MODEL_PATHS
+    from convbench.paths import MODEL_PATHS
 
-    proc = _convbench(
+    proc = convbench(
         "--shapes",
         str(tiny_model),
         "--threads",
@@ -280,15 +279,15 @@ def test_run_with_a_cut_measures_all_model_paths(tiny_model, tmp_path):
         (["--from", "expand_conv1/add_1"], "--from needs --to"),
     ],
 )
-def test_bad_cut_on_the_command_line(tiny_model, tmp_path, args, message):
-    proc = _convbench("--shapes", str(tiny_model), *args, cwd=tmp_path)
+def test_bad_cut_on_the_command_line(convbench, tiny_model, tmp_path, args, message):
+    proc = convbench("--shapes", str(tiny_model), *args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_nodes_lists_the_cut_points(tmp_path):
-    proc = _convbench("nodes", "--shapes", str(SHAPES), cwd=tmp_path)
+def test_nodes_lists_the_cut_points(convbench, tmp_path):
+    proc = convbench("nodes", "--shapes", str(SHAPES), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     for name, _ in CUT_POINTS:
         assert name in proc.stdout

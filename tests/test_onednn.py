@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from convbench.onednn import MARK, parse_conv_descriptor, parse_verbose, per_call_times
-from convbench.spec import Workload, parse_spec
+from convbench.frameworks.onednn import MARK, parse_conv_descriptor, parse_verbose, per_call_times
+from convbench.spec import ConvWorkload, parse_spec
 
 SAMPLE = Path(__file__).parent / "data" / "onednn_verbose_tf2.21.txt"
 
 
-def _workload(text: str) -> Workload:
-    return Workload(parse_spec(f"convs: [{{name: w, {text}, count: 1}}]")[0], 1)
+def _workload(text: str) -> ConvWorkload:
+    return ConvWorkload(parse_spec(f"convs: [{{name: w, {text}, count: 1}}]")[0], 1)
 
 
 def test_parses_real_lines() -> None:
@@ -82,17 +82,20 @@ def test_descriptor_fields() -> None:
 
 
 def test_cross_checks_compare_each_python_path_with_the_rung_it_wraps() -> None:
-    from convbench.overheads import cross_checks
+    from convbench.results.analysis import cross_checks
+    from convbench.results.record import Record
 
-    def rec(path: str, us: float) -> dict:
-        return {
-            "workload": "w",
-            "batch": 1,
-            "threads": 1,
-            "backend": "tf",
-            "path": path,
-            "median_s": us * 1e-6,
-        }
+    def rec(path: str, us: float) -> Record:
+        return Record.from_json(
+            {
+                "workload": "w",
+                "batch": 1,
+                "threads": 1,
+                "backend": "tf",
+                "path": path,
+                "median_s": us * 1e-6,
+            }
+        )
 
     records = [
         rec("kernel", 90),

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import MEASUREMENT_KEYS
 from convbench import _core
-from convbench.harness import RunConfig, Timing, aligned_copy, aligned_empty, ensure_tvm_runtime
+from convbench.native.harness import RunConfig, Timing, ensure_tvm_runtime
+from convbench.spec.arrays import aligned_copy, aligned_empty
 
 FAST = RunConfig(warmup_s=0.001, min_sample_s=0.001, samples=5)
 
@@ -24,7 +25,7 @@ def reference(x: np.ndarray) -> np.ndarray:
 
 def _export(mod, path: Path) -> Path:
     import tvm
-    from convbench.machine import host_target
+    from convbench.build.target import host_target
 
     tvm.compile(mod, target=host_target(1)).export_library(str(path))
     return path

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from convbench.spec import SpecError, Workload, load_spec, parse_spec
+from convbench.spec import ConvWorkload, SpecError, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +12,7 @@ GOOD = "convs: [{name: a, input: [1, 8, 8, 4], kernel: [3, 3], out_channels: 8, 
 
 def test_shipped_shapes_match_the_research_log() -> None:
     specs = load_spec(ROOT / "shapes.yaml")
-    got = [(Workload(s, 1).output_shape, s.count) for s in specs]
+    got = [(ConvWorkload(s, 1).output_shape, s.count) for s in specs]
     assert got == [
         ((1, 108, 21, 32), 3),
         ((1, 108, 21, 64), 35),
@@ -21,17 +21,17 @@ def test_shipped_shapes_match_the_research_log() -> None:
         ((1, 54, 6, 256), 20),
         ((1, 54, 1, 1318), 1),
     ]
-    logits = Workload(specs[-1], 1)
+    logits = ConvWorkload(specs[-1], 1)
     assert logits.input_shape == (1, 54, 6, 256)
     assert logits.weight_shape == (1, 6, 256, 1318)
 
 
 def test_derived_fields() -> None:
-    w = Workload(load_spec(ROOT / "shapes.yaml")[1], 1)
+    w = ConvWorkload(load_spec(ROOT / "shapes.yaml")[1], 1)
     assert w.benchdnn == "mb1ic64ih108iw21oc64oh108ow21kh3kw3ph1pw1"
     assert w.flops == 2 * 1 * 108 * 21 * 64 * 64 * 3 * 3
-    assert Workload(w.spec, 100).flops == 100 * w.flops
-    assert Workload(w.spec, 100).benchdnn.startswith("mb100ic64")
+    assert ConvWorkload(w.spec, 100).flops == 100 * w.flops
+    assert ConvWorkload(w.spec, 100).benchdnn.startswith("mb100ic64")
     d = w.describe()
     assert d["kind"] == "conv" and d["output_shape"] == [1, 108, 21, 64] and d["count"] == 35
 
@@ -48,7 +48,7 @@ def test_derived_fields() -> None:
 def test_output_shape_rules(extra: str, h: int, w: int, pads: tuple) -> None:
     text = GOOD.replace("count: 1", f"count: 1, {extra}")
     spec = parse_spec(text)[0]
-    assert Workload(spec, 1).output_shape == (1, h, w, 8)
+    assert ConvWorkload(spec, 1).output_shape == (1, h, w, 8)
     assert spec.pads == pads
 
 

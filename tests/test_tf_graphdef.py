@@ -32,7 +32,7 @@ def _build_graph(tf, input_shape, seed: int = 3):
 
 @pytest.fixture(scope="module")
 def frozen(tf):
-    from convbench.tfconv import tf_library_path
+    from convbench.native.tf_capi import tf_library_path
 
     g, x, y = _build_graph(tf, INPUT_SHAPE)
     data = np.random.default_rng(0).uniform(-1.0, 1.0, INPUT_SHAPE).astype(np.float32)

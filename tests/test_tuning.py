@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from convbench.harness import ConvKernel
-from convbench.kernels import KernelCache, conv_module
-from convbench.machine import host_target
-from convbench.numerics import compare
-from convbench.spec import Workload, parse_spec
-from convbench.tfconv import conv_inputs, tf_reference
-from convbench.tuning import TuningDatabase, tune_many, tune_workload
+from convbench.build.cache import KernelCache
+from convbench.build.compute import conv_module
+from convbench.build.target import host_target
+from convbench.build.tuning_db import TuningDatabase
+from convbench.frameworks.numerics import relative_error
+from convbench.frameworks.tf_conv import tf_reference
+from convbench.native.harness import ConvKernel
+from convbench.spec import ConvWorkload, load_shapes, parse_spec
+from convbench.spec.arrays import conv_inputs
+from convbench.tune import tune_many, tune_workload
 
 SPEC = "convs: [{name: tune_me, input: [1, 6, 8, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
 TRIALS = 4
@@ -21,8 +24,8 @@ TRIALS = 4
 def tuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("tuning")
     cache = tmp_path_factory.mktemp("kernels")
-    w = Workload(parse_spec(SPEC)[0], 1)
-    summary = tune_workload(w, 1, TRIALS, root, cache, log=lambda m: None)
+    w = ConvWorkload(parse_spec(SPEC)[0], 1)
+    summary = tune_workload(w, 1, TRIALS, root, cache)
     return w, root, cache, summary
 
 
@@ -41,7 +44,7 @@ def test_tuned_record_is_found_for_its_target_only(tuned) -> None:
     db = TuningDatabase([root])
     assert db.lookup(w, host_target(1), conv_module(w), honour_summary=False) is not None
     assert db.lookup(w, host_target(3), conv_module(w), honour_summary=False) is None  # other cores
-    other = Workload(w.spec, 2)
+    other = ConvWorkload(w.spec, 2)
     assert db.lookup(other, host_target(1), conv_module(other), honour_summary=False) is None
 
 
@@ -56,7 +59,7 @@ def test_build_uses_the_tuned_kernel_when_it_won(tuned, tf) -> None:
         assert untuned.tuned_from is None and not untuned.schedule.startswith("tuned:")
         data, weight = conv_inputs(w, seed=1)
         got = ConvKernel(k.path, w)(data, weight)
-        assert compare(got, tf_reference(tf, w, data, weight), rtol=1e-5)["ok"]
+        assert relative_error(got, tf_reference(tf, w, data, weight), rtol=1e-5)["ok"]
         (d / "summary.json").write_text(json.dumps({**summary, "use": "default"}))
         lost = KernelCache(cache, tuning=TuningDatabase([root])).conv(w, threads=1)
         assert lost.tuned_from is None  # a tuned kernel that lost to the default is not used
@@ -79,34 +82,32 @@ def test_an_interrupted_tune_leaves_a_usable_database(tuned) -> None:
 
 def test_rerun_skips_finished_workloads_and_interrupt_keeps_them(tuned, monkeypatch) -> None:
     w, root, cache, _ = tuned
-    import convbench.tuning as tuning
+    import convbench.tune as tuning
 
     calls = []
     real = tuning.tune_workload
 
-    def fake(wl, t, trials, r, c, log):
+    def fake(wl, t, trials, r, c):
         calls.append((wl.key, t))
         if wl.key != w.key:
             raise KeyboardInterrupt
-        return real(wl, t, trials, r, c, log)
+        return real(wl, t, trials, r, c)
 
     monkeypatch.setattr(tuning, "tune_workload", fake)
     spec = w.spec
     bigger = spec.model_copy(update={"name": "second"})
     with pytest.raises(KeyboardInterrupt):
-        tune_many([spec, bigger], [1], [1], TRIALS, root, cache, log=lambda m: None)
+        tune_many([spec, bigger], [1], [1], TRIALS, root, cache)
     assert calls == [(w.key, 1), ("second@b1", 1)]
-    skipped = real(w, 1, TRIALS, root, cache, log=lambda m: None)
+    skipped = real(w, 1, TRIALS, root, cache)
     assert skipped["skipped"] is True  # finished before the interrupt: not tuned again
 
 
 # --- the model's fused functions ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tuned_model(tmp_path_factory, tiny_model):
+def tuned_model(convbench, tmp_path_factory, tiny_model):
     """`convbench tune --model blocks` as a user runs it (its own process: MetaSchedule's
     logging setup does not survive a second tuning session in one interpreter)."""
-    from convbench.model import load_model
-    from test_cli import convbench
 
     root = tmp_path_factory.mktemp("model-tuning")
     args = ["tune", "--shapes", str(tiny_model), "--model", "blocks", "--threads", "1"]
@@ -114,11 +115,11 @@ def tuned_model(tmp_path_factory, tiny_model):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "tuned with 2 trials" in proc.stdout
     summaries = [json.loads(p.read_text()) for p in sorted(root.glob("*/*/summary.json"))]
-    return load_model(tiny_model), root, summaries
+    return load_shapes(tiny_model).model, root, summaries
 
 
 def test_tune_model_tasks_writes_summaries(tuned_model) -> None:
-    from convbench.modeltuning import model_tasks
+    from convbench.tune import model_tasks
 
     spec, root, summaries = tuned_model
     tasks = model_tasks(spec, "blocks", 1)
@@ -133,9 +134,10 @@ def test_tune_model_tasks_writes_summaries(tuned_model) -> None:
 
 
 def test_model_build_uses_tuned_functions_that_won(tuned_model, tmp_path) -> None:
-    from convbench.model import ModelWorkload
-    from convbench.modeltuning import model_tasks
-    from convbench.run import run_worker
+    from convbench.measure.pool import run_worker
+    from convbench.measure.tasks import CheckTask
+    from convbench.spec.model import ModelWorkload
+    from convbench.tune import model_tasks
 
     spec, root, _ = tuned_model
     b = spec.blocks[0]
@@ -152,7 +154,7 @@ def test_model_build_uses_tuned_functions_that_won(tuned_model, tmp_path) -> Non
         assert k1.tuned_from == "1 functions" and ":tuned-1-" in k1.schedule
         k2 = cache.model(mw, True, threads=2)  # nothing tuned for 2 threads: hand-written
         assert k2.tuned_from is None and "tuned" not in k2.schedule
-        task = {"kind": "check", **mw.task(), "kernel_paths": {"fused": str(k1.path)}, "seed": 0}
+        task = CheckTask(workload=mw, kernel_paths={"fused": str(k1.path)}, seed=0)
         result = run_worker(task, 600)
         assert result["builds"]["fused"]["ok"], result
     finally:

@@ -1,0 +1,62 @@
+"""TVM compute definitions: the conv as a TIR PrimFunc, and the empty kernel. No schedules here:
+build.schedules schedules what this module defines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..spec.conv import ConvWorkload
+
+__all__ = ["conv_module", "empty_module"]
+
+
+def conv_module(w: ConvWorkload) -> Any:
+    """NHWC x HWIO -> NHWC conv as a TIR PrimFunc `main(data, weight, out)`, padding included."""
+    import tvm
+    from tvm import te, tirx
+
+    n, h, wd, cin = w.input_shape
+    kh, kw, _, cout = w.weight_shape
+    (pt, pb), (pl, pr) = w.spec.pads
+    (sh, sw), (dh, dw) = w.spec.strides, w.spec.dilation
+    _, oh, ow, _ = w.output_shape
+    data = te.placeholder((n, h, wd, cin), "float32", name="data")
+    weight = te.placeholder((kh, kw, cin, cout), "float32", name="weight")
+    if pt or pb or pl or pr:
+        pad = te.compute(
+            (n, h + pt + pb, wd + pl + pr, cin),
+            lambda b, y, x, c: tirx.if_then_else(
+                tirx.all(y >= pt, y < h + pt, x >= pl, x < wd + pl),
+                data[b, y - pt, x - pl, c],
+                tirx.const(0.0, "float32"),
+            ),
+            name="pad",
+        )
+    else:
+        pad = data
+    rh = te.reduce_axis((0, kh), name="rh")
+    rw = te.reduce_axis((0, kw), name="rw")
+    rc = te.reduce_axis((0, cin), name="rc")
+    out = te.compute(
+        (n, oh, ow, cout),
+        lambda b, y, x, o: te.sum(
+            pad[b, y * sh + rh * dh, x * sw + rw * dw, rc] * weight[rh, rw, rc, o],
+            axis=[rh, rw, rc],
+        ),
+        name="conv",
+    )
+    func = te.create_prim_func([data, weight, out]).with_attr("global_symbol", "main")
+    return tvm.IRModule({"main": func})
+
+
+def empty_module() -> Any:
+    """A kernel that does nothing with its one argument: the harness's per-call floor."""
+    import tvm
+    from tvm.script import tirx as T
+
+    @T.prim_func
+    def main(a: T.Buffer((1,), "float32")) -> None:
+        T.func_attr({"global_symbol": "main", "tirx.noalias": True})
+        T.evaluate(0)
+
+    return tvm.IRModule({"main": main})

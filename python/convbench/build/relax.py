@@ -1,0 +1,251 @@
+"""TVM's side of a model graph: a Relax module built node by node from spec.model.Graph with the
+same weights as TF, lowered with or without Relax's operator fusion, every PrimFunc given the
+hand-written schedule (build.schedules), compiled for the host and exported as one `.so`.
+
+Next to the library the build writes `plan.json` and `constants.npz`: the sequence of compiled
+functions the VM calls, with where each argument comes from (the input, an earlier call, a
+constant). The per-layer timer replays that sequence on the real intermediates, one function at a
+time, from the same library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..spec.model import Graph
+from .plan import LayerPlan
+from .schedules import VEC, schedule_primfunc
+
+__all__ = [
+    "build_relax",
+    "call_plan",
+    "distinct_functions",
+    "func_key",
+    "relax_module",
+    "schedule_module",
+    "task_module",
+    "to_primfuncs",
+    "tuned_records",
+]
+
+
+def relax_module(g: Graph, batch: int, weights: dict[str, np.ndarray]) -> Any:
+    """`main(x)` computing g.output from g.input; weights are constants, so the BN's
+    gamma * rsqrt(var + eps) is folded at compile time, as TF's grappler folds it."""
+    import tvm
+    from tvm import relax
+    from tvm.relax import op as R
+
+    def const(a: np.ndarray) -> Any:
+        return relax.const(np.ascontiguousarray(a, dtype=np.float32))
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((batch, *g.input_shape[1:]), "float32"))
+    eps = relax.const(np.float32(g.bn_epsilon))
+
+    def lower_node(n: Any, a: list[Any]) -> Any:
+        if n.kind == "conv":
+            assert n.conv is not None
+            (pt, pb), (pl, pr) = n.conv.pads
+            w = weights[n.params[0]]
+            cout = w.shape[3]
+            pad_c = -cout % VEC
+            if pad_c:
+                # Output channels padded to a multiple of the vector width and sliced back: a
+                # predicated channel tail compiles to scalar code.
+                w = np.concatenate([w, np.zeros((*w.shape[:3], pad_c), w.dtype)], axis=3)
+            y = bb.emit(
+                R.nn.conv2d(
+                    a[0],
+                    const(w),
+                    strides=n.conv.strides,
+                    padding=(pt, pl, pb, pr),
+                    dilation=n.conv.dilation,
+                    data_layout="NHWC",
+                    kernel_layout="HWIO",
+                )
+            )
+            if pad_c:
+                y = bb.emit(R.strided_slice(y, axes=[3], begin=[0], end=[cout]))
+            return y
+        if n.kind == "bn":
+            gamma, beta, mean, var = (const(weights[p]) for p in n.params)
+            # tf.nn.batch_normalization's form: x * inv + (beta - mean * inv)
+            inv = R.multiply(R.rsqrt(R.add(var, eps)), gamma)
+            return bb.emit(R.add(R.multiply(a[0], inv), R.subtract(beta, R.multiply(mean, inv))))
+        if n.kind == "relu":
+            return bb.emit(R.nn.relu(a[0]))
+        if n.kind == "add":
+            return bb.emit(R.add(a[0], a[1]))
+        if n.kind == "bias_add":
+            return bb.emit(R.add(a[0], const(weights[n.params[0]])))
+        raise ValueError(f"node '{n.name}': no Relax lowering for kind '{n.kind}'")
+
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(g.evaluate(x, lower_node))
+        bb.emit_func_output(out)
+    return tvm.IRModule(bb.get().functions)
+
+
+def to_primfuncs(mod: Any, fuse: bool = True) -> Any:
+    """Relax ops -> call_tir of unscheduled PrimFuncs."""
+    import tvm
+    from tvm import relax
+
+    passes = [relax.transform.FoldConstant(), relax.transform.LegalizeOps()]
+    passes += [relax.transform.AnnotateTIROpPattern(), relax.transform.FoldConstant()]
+    if fuse:
+        passes += [relax.transform.FuseOps(), relax.transform.FuseTIR()]
+    passes += [relax.transform.DeadCodeElimination()]
+    return tvm.transform.Sequential(passes)(mod)
+
+
+def func_key(func: Any) -> str:
+    """A PrimFunc's identity in the tuning database: its structural hash (names do not count,
+    so the same fused function at two places of the model is one task)."""
+    import tvm_ffi
+
+    return f"fused-{tvm_ffi.structural_hash(func) & (2**64 - 1):016x}"
+
+
+def task_module(func: Any) -> Any:
+    """The one-function module a fused PrimFunc is tuned, looked up and timed as: MetaSchedule
+    keys its database by the module, global symbol included."""
+    import tvm
+
+    return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def distinct_functions(mod: Any) -> dict[str, tuple[str, Any]]:
+    """{func_key: (a name it has, the PrimFunc)} over the PrimFuncs of `mod`."""
+    from tvm import tirx
+
+    out: dict[str, tuple[str, Any]] = {}
+    for gv, func in mod.functions.items():
+        if isinstance(func, tirx.PrimFunc):
+            out.setdefault(func_key(func), (gv.name_hint, func))
+    return out
+
+
+def schedule_module(
+    mod: Any, tuning: Any = None, target: Any = None, tuned: dict[str, str] | None = None
+) -> Any:
+    """Every PrimFunc of `mod` scheduled. With `tuning` (a tuning.TuningDatabase) and `target`,
+    a function whose tuned schedule won its duel against the hand-written one gets it (and
+    `tuned`, if given, collects {func_key: trace digest}); every other conv function gets the
+    conv schedule with its element-wise epilogue computed in the register tile's write-back,
+    and the rest parallel, vectorised element-wise loops."""
+    import tvm
+    from tvm import s_tir, tirx
+
+    out = {}
+    done: dict[str, Any] = {}
+    for gv, func in mod.functions.items():
+        if not isinstance(func, tirx.PrimFunc):
+            out[gv] = func
+            continue
+        key = func_key(func)
+        if key not in done:
+            rec = None
+            if tuning is not None and target is not None:
+                rec = tuning.lookup_key(key, target, task_module(func))
+            if rec is not None:
+                done[key] = rec.mod["main"]
+                if tuned is not None:
+                    tuned[key] = rec.trace_digest
+            else:
+                sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+                schedule_primfunc(sch)
+                done[key] = sch.mod["main"]
+        f = done[key]
+        if f.attrs is not None and "global_symbol" in f.attrs:  # a tuned task module's "main"
+            f = f.without_attr("global_symbol")
+        out[gv] = f
+    return tvm.IRModule(out, attrs=mod.attrs)
+
+
+def tuned_records(g: Graph, batch: int, tuning: Any, target: Any) -> dict[str, str]:
+    """{func_key: trace digest} of the fused functions of `g` that the database has a winning
+    tuned schedule for at `target`."""
+
+    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse=True)
+    out = {}
+    for key, (_, func) in distinct_functions(mod).items():
+        rec = tuning.lookup_key(key, target, task_module(func))
+        if rec is not None:
+            out[key] = rec.trace_digest
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Build, export and the call plan
+# ------------------------------------------------------------------------------------------------
+def call_plan(mod: Any) -> LayerPlan:
+    """The call_tir sequence of a lowered `main` (to_primfuncs, then schedule_module): each
+    call's function, argument sources and output shape."""
+    import tvm
+    from tvm import relax
+
+    main = mod["main"]
+    params = {p: "input" for p in main.params}
+    calls: list[dict[str, Any]] = []
+    consts: list[np.ndarray] = []
+    produced: dict[Any, int] = {}
+    alias: dict[Any, Any] = {}
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    for block in main.body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            if isinstance(value, relax.Var):
+                alias[binding.var] = alias.get(value, value)
+                continue
+            if not isinstance(value, tvm.ir.Call):
+                raise ValueError(f"unexpected binding in main: {type(value).__name__}")
+            if not value.op.same_as(call_tir):
+                raise ValueError(f"main calls {value.op}, not a compiled function")
+            func_gv, args = value.args[0], value.args[1]
+            srcs = []
+            for a in args.fields:
+                a = alias.get(a, a)
+                if isinstance(a, tvm.ir.expr.Constant):
+                    consts.append(a.value.numpy())
+                    srcs.append(["const", len(consts) - 1])
+                elif a in params:
+                    srcs.append(["input"])
+                elif a in produced:
+                    srcs.append(["call", produced[a]])
+                else:
+                    raise ValueError(f"argument {a} of {func_gv.name_hint} has no known source")
+            shape = [int(d) for d in binding.var.ty.shape.values]
+            produced[binding.var] = len(calls)
+            calls.append({"func": func_gv.name_hint, "args": srcs, "shape": shape})
+    return LayerPlan(calls, consts)
+
+
+def build_relax(
+    g: Graph,
+    batch: int,
+    target: Any,
+    out_dir: Path,
+    fuse: bool = True,
+    library: str = "model.so",
+    tuning: Any = None,
+) -> dict[str, Any]:
+    """Lower, compile and export `g` to out_dir/<library> with its call plan; returns facts about
+    the build (functions, calls, tuned functions)."""
+    import tvm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tuned: dict[str, str] = {}
+    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse)
+    mod = schedule_module(mod, tuning, target, tuned)
+    plan = call_plan(mod)
+    ex = tvm.compile(mod, target=target)
+    ex.export_library(str(out_dir / library))
+    plan.save(out_dir)
+    funcs = sorted({c["func"] for c in plan.calls})
+    return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse, "tuned": tuned}

@@ -1,0 +1,29 @@
+"""Layer 5: the command line. One module per subcommand; what they share is in `common`."""
+
+from __future__ import annotations
+
+import sys
+
+from .compare import compare_main
+from .nodes import nodes_main
+from .partsearch import partsearch_main
+from .report import report_main
+from .run import run_main
+from .tune import tune_main
+
+__all__ = ["main"]
+
+SUBCOMMANDS = {
+    "tune": tune_main,
+    "report": report_main,
+    "compare": compare_main,
+    "partsearch": partsearch_main,
+    "nodes": nodes_main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return run_main(argv)

@@ -1,0 +1,122 @@
+"""TensorFlow's side of a conv workload: the same inputs, through TF's Python paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..paths import RUNGS
+from ..spec.conv import ConvWorkload
+
+__all__ = [
+    "TF_PYTHON_PATHS",
+    "configure_tf",
+    "session_config",
+    "tf_conv_callables",
+    "tf_padding",
+    "tf_reference",
+]
+
+# TF's Python paths of a single conv, from the ladder's registry.
+TF_PYTHON_PATHS = tuple(
+    r.name for r in RUNGS if r.backend == "tf" and r.is_python and "conv" in r.kinds
+)
+
+
+def configure_tf(threads: int) -> Any:
+    """Import TF with intra-op = threads and inter-op = 1. Must run before TF executes anything."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def tf_padding(w: ConvWorkload) -> Any:
+    """The conv's padding as tf.nn.conv2d takes it: SAME/VALID, or explicit per-dimension pads."""
+    p = w.spec.padding
+    if isinstance(p, str):
+        return p
+    (pt, pb), (pl, pr) = w.spec.pads
+    return [[0, 0], [pt, pb], [pl, pr], [0, 0]]
+
+
+def session_config(tf: Any, threads: int, optimize: bool = True) -> Any:
+    """The ConfigProto of every TF session convbench makes: intra-op = threads, inter-op = 1;
+    optimize=False turns grappler and constant folding off."""
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1
+    )
+    if not optimize:
+        from tensorflow.core.protobuf import rewriter_config_pb2
+
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        config.graph_options.rewrite_options.constant_folding = (
+            rewriter_config_pb2.RewriterConfig.OFF
+        )
+        config.graph_options.optimizer_options.opt_level = tf.compat.v1.OptimizerOptions.L0
+        config.graph_options.optimizer_options.do_constant_folding = False
+    return config
+
+
+def _session(tf: Any, graph: Any, threads: int) -> Any:
+    return tf.compat.v1.Session(graph=graph, config=session_config(tf, threads))
+
+
+def tf_conv_callables(
+    tf: Any,
+    w: ConvWorkload,
+    data: np.ndarray,
+    weight: np.ndarray,
+    paths: tuple[str, ...] = TF_PYTHON_PATHS,
+    threads: int = 1,
+) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables, one per TF Python path, each running the conv on `data`/`weight`.
+
+    eager: tf.nn.conv2d on resident tensors. function: the same inside a traced tf.function.
+    session: tf.compat.v1 Session.run with the input fed through feed_dict and the output fetched,
+    the runner the research log suspected. session-feedless: the same graph with input and
+    weights held in variables, so nothing is fed (variables, not constants, so that grappler
+    cannot fold the conv away).
+    """
+    strides = [1, *w.spec.strides, 1]
+    dilations = [1, *w.spec.dilation, 1]
+    padding = tf_padding(w)
+
+    def conv(a: Any, b: Any) -> Any:
+        return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)
+
+    out: dict[str, Callable[[], Any]] = {}
+    if "eager" in paths or "function" in paths:
+        x, k = tf.constant(data), tf.constant(weight)
+        out["eager"] = lambda: conv(x, k)
+        graph_fn = tf.function(conv, jit_compile=False)
+        graph_fn(x, k)  # trace once, outside the timing
+        out["function"] = lambda: graph_fn(x, k)
+    if "session" in paths:
+        g = tf.Graph()
+        with g.as_default():
+            ph = tf.compat.v1.placeholder(tf.float32, shape=data.shape, name="data")
+            y = conv(ph, tf.constant(weight))
+        sess = _session(tf, g, threads)
+        feed = {ph: data}
+        out["session"] = lambda: sess.run(y, feed_dict=feed)
+    if "session-feedless" in paths:
+        g = tf.Graph()
+        with g.as_default():
+            xv = tf.compat.v1.Variable(data, name="data")
+            kv = tf.compat.v1.Variable(weight, name="weight")
+            y2 = conv(xv, kv)
+            init = tf.compat.v1.global_variables_initializer()
+        sess2 = _session(tf, g, threads)
+        sess2.run(init)
+        out["session-feedless"] = lambda: sess2.run(y2)
+    return {p: out[p] for p in paths}
+
+
+def tf_reference(tf: Any, w: ConvWorkload, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return np.asarray(tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]())

@@ -1,0 +1,171 @@
+"""TensorFlow's side of a model graph: one Python function that applies the graph's nodes with
+tf.nn ops (run eagerly, traced by tf.function, or built into a tf.compat.v1 graph whose op names
+are the graph's node names), the paths that run it, and TF's own per-op timings (step stats).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..spec.conv import ConvWorkload
+from ..spec.model import Graph
+from .tf_conv import session_config, tf_padding
+
+__all__ = [
+    "graph_def",
+    "tf_forward",
+    "tf_model_callables",
+    "tf_step_stats",
+]
+
+
+def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = False) -> Callable:
+    """x -> g.output with TF ops. named: give every op its node's name (graph mode)."""
+    eps = np.float32(g.bn_epsilon)
+    consts: dict[str, Any] = {}
+
+    def c(name: str) -> Any:
+        # In graph mode the constants are named after their weights.
+        if name not in consts:
+            label = name.replace("/", "_") + "_c" if named else None
+            consts[name] = tf.constant(weights[name], name=label)
+        return consts[name]
+
+    def nm(name: str) -> str | None:
+        return name if named else None
+
+    def op(n: Any, a: list[Any]) -> Any:
+        if n.kind == "conv":
+            assert n.conv is not None
+            return tf.nn.conv2d(
+                a[0],
+                c(n.params[0]),
+                strides=[1, *n.conv.strides, 1],
+                padding=tf_padding(ConvWorkload(n.conv, 1)),
+                dilations=[1, *n.conv.dilation, 1],
+                name=nm(n.name),
+            )
+        if n.kind == "bn":
+            gamma, beta, mean, var = (c(p) for p in n.params)
+            # tf.nn.batch_normalization, spelled out so the output op carries the node's name
+            sub = (lambda op, n=n: f"{n.name}/{op}") if named else (lambda op: None)
+            inv = tf.multiply(tf.math.rsqrt(var + eps, name=sub("rsqrt")), gamma, name=sub("inv"))
+            shift = tf.subtract(beta, mean * inv, name=sub("shift"))
+            return tf.add(tf.multiply(a[0], inv, name=sub("mul")), shift, name=nm(n.name))
+        if n.kind == "relu":
+            return tf.nn.relu(a[0], name=nm(n.name))
+        if n.kind == "add":
+            return tf.add(a[0], a[1], name=nm(n.name))
+        if n.kind == "bias_add":
+            return tf.nn.bias_add(a[0], c(n.params[0]), name=nm(n.name))
+        raise ValueError(f"node '{n.name}': no TF lowering for kind '{n.kind}'")
+
+    def forward(x: Any) -> Any:
+        return g.evaluate(x, op)
+
+    return forward
+
+
+def build_graph(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> tuple:
+    """A tf.Graph with placeholder `input` and the output op named g.output."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (batch, *g.input_shape[1:]), name="input")
+        y = tf_forward(tf, g, weights, named=True)(x)
+    return graph, x, y
+
+
+def graph_def(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> bytes:
+    """The serialized GraphDef the C API path imports: input `input`, output g.output."""
+    graph, _, y = build_graph(tf, g, batch, weights)
+    if y.op.name != g.output:
+        raise RuntimeError(f"TF named the output op '{y.op.name}', not '{g.output}'")
+    return graph.as_graph_def().SerializeToString()
+
+
+def tf_model_callables(
+    tf: Any, g: Graph, x: np.ndarray, paths: tuple[str, ...], threads: int = 1
+) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables running the graph on `x`, one per TF path."""
+    weights = g.weights()
+    out: dict[str, Callable[[], Any]] = {}
+    for path in paths:
+        if path in ("eager", "function"):
+            fwd = tf_forward(tf, g, weights)
+            xt = tf.constant(x)
+            if path == "eager":
+                out[path] = lambda f=fwd, v=xt: f(v)
+            else:
+                traced = tf.function(fwd, jit_compile=False)
+                traced(xt)
+                out[path] = lambda f=traced, v=xt: f(v)
+        elif path.startswith("session"):
+            graph, ph, y = build_graph(tf, g, x.shape[0], weights)
+            sess = tf.compat.v1.Session(
+                graph=graph, config=session_config(tf, threads, path != "session-noopt")
+            )
+            feed = {ph: x}
+            out[path] = lambda s=sess, t=y, f=feed: s.run(t, feed_dict=f)
+        else:
+            raise ValueError(f"unknown TF model path {path!r}")
+    return out
+
+
+def tf_step_stats(
+    tf: Any, g: Graph, x: np.ndarray, threads: int, runs: int = 10, optimize: bool = True
+) -> dict[str, Any]:
+    """TF's own per-op times: Session.run with a full trace, `runs` times after a warm-up. Returns
+    {op name: median seconds} over the runs, the ops' op type, and the traced runs' wall medians.
+    Op names are TF's after grappler (a fused op keeps the name of the node it replaced)."""
+    import time
+
+    graph, ph, y = build_graph(tf, g, x.shape[0], g.weights())
+    sess = tf.compat.v1.Session(graph=graph, config=session_config(tf, threads, optimize))
+    feed = {ph: x}
+    # A long warm-up: at 2 threads the first ten or so runs of a small graph are up to 1.7x slower
+    # than the rest, and traced runs taken then do not add up to a warm run.
+    t_end = time.perf_counter() + 0.5
+    warm = 0
+    while warm < 10 or time.perf_counter() < t_end:
+        sess.run(y, feed_dict=feed)
+        warm += 1
+    plain = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(y, feed_dict=feed)
+        plain.append(time.perf_counter() - t0)
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    per_op: dict[str, list[float]] = {}
+    kinds: dict[str, str] = {}
+    walls = []
+    for _ in range(runs):
+        meta = tf.compat.v1.RunMetadata()
+        t0 = time.perf_counter()
+        sess.run(y, feed_dict=feed, options=options, run_metadata=meta)
+        walls.append(time.perf_counter() - t0)
+        seen: dict[str, float] = {}
+        for dev in meta.step_stats.dev_stats:
+            for ns in dev.node_stats:
+                if ns.node_name in ("_SOURCE", "_SINK"):
+                    continue
+                dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
+                if dt <= 0:
+                    dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
+                seen[ns.node_name] = seen.get(ns.node_name, 0.0) + dt
+                label = (
+                    ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+                )
+                kinds.setdefault(ns.node_name, label)
+        for k, v in seen.items():
+            per_op.setdefault(k, []).append(v)
+    sess.close()
+    return {
+        "ops": {k: statistics.median(v) for k, v in per_op.items()},
+        "op_types": kinds,
+        "traced_wall_s": statistics.median(walls),
+        "wall_s": statistics.median(plain),
+    }

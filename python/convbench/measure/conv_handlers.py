@@ -1,0 +1,263 @@
+"""A worker's handlers for single convs: measure one TVM or TF path, check TVM against TF, time the
+harness's per-call floor on the empty kernel, time one compiled function (tuning's duel).
+
+Every handler runs in a process of its own (measure/worker.py): fresh thread pools, pinned,
+nothing shared with the cell before it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from ..frameworks.numerics import relative_error
+from ..frameworks.onednn import MARK, parse_verbose, per_call_times
+from ..frameworks.tf_conv import configure_tf, tf_conv_callables, tf_reference
+from ..native.harness import (
+    ConvKernel,
+    EmptyKernel,
+    RunConfig,
+    Timing,
+    pin_threads,
+    time_callable,
+    time_run_n,
+)
+from ..native.tf_capi import tf_native_conv
+from ..paths import ladder_paths
+from ..results.record import Record
+from ..spec.arrays import aligned_empty, conv_inputs
+from ..spec.conv import ConvWorkload
+from .process import make_record, pin_timing_thread, restrict_process
+from .tasks import CheckTask, MeasureTask, OverheadTask, TimeFuncTask
+
+__all__ = [
+    "check_conv",
+    "measure_conv_tf",
+    "measure_conv_tvm",
+    "overhead",
+    "time_func",
+    "tvm_path_timer",
+]
+
+
+def _python_loop(f: Any, args: list[Any]) -> Any:
+    """A Python loop calling f(*args) as a user writes it: arguments spelled out, no unpacking."""
+    from itertools import repeat
+
+    if len(args) == 3:
+        a, b, c = args
+
+        def run3(n: int) -> None:
+            for _ in repeat(None, n):
+                f(a, b, c)
+
+        return run3
+    if len(args) == 1:
+        (x,) = args
+
+        def run1(n: int) -> None:
+            for _ in repeat(None, n):
+                f(x)
+
+        return run1
+    raise ValueError(f"no Python loop for {len(args)} arguments")
+
+
+def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig) -> Timing:
+    """Times `kernel` on `arrays` along one TVM path of the overhead ladder."""
+    if path == "native":
+        return kernel.time(*arrays, config=config)
+    kernel.native.check(arrays)  # the paths below hand the arrays to TVM unchecked
+    if path == "python":
+        import tvm_ffi
+
+        f = tvm_ffi.load_module(str(kernel.path))["main"]
+        return time_run_n(_python_loop(f, [tvm_ffi.from_dlpack(x) for x in arrays]), config)
+    if path == "cython":
+        from .._cyloop import CyLoop
+
+        loop = CyLoop(kernel.native.function_handle, arrays, kernel.native)
+        return time_run_n(loop.run_n, config)
+    if path == "evaluator":
+        import tvm
+
+        mod = tvm.runtime.load_module(str(kernel.path))
+        evaluator = mod.time_evaluator(
+            "main",
+            tvm.cpu(0),
+            number=1,
+            repeat=config.samples,
+            min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
+            repeats_to_cooldown=0,
+        )
+        results = list(evaluator(*(tvm.runtime.tensor(x) for x in arrays)).results)
+        # TVM reports wall time only: no CPU clocks for this path.
+        return Timing(0, results, [], [], -1, -1)
+    raise ValueError(f"unknown TVM path {path!r}")
+
+
+def measure_conv_tvm(task: MeasureTask) -> Record:
+    w = task.workload
+    assert isinstance(w, ConvWorkload)
+    restrict_process(sorted(set(task.cpus)))
+    pin_threads(task.cpus)
+    pin = pin_timing_thread(task.cpus)
+    assert task.kernel_path is not None
+    kernel = ConvKernel(task.kernel_path, w)
+    data, weight = conv_inputs(w, task.seed)
+    out = kernel.new_output()
+    timing = tvm_path_timer(task.path, kernel, [data, weight, out], task.config)
+    return make_record(task, timing, **pin, pool_threads=_core.tvm_num_threads())
+
+
+def measure_conv_tf(task: MeasureTask) -> Record:
+    restrict_process(sorted(set(task.cpus)))
+    if task.path in ("native", "native-graph"):
+        return _measure_tf_native(task)
+    if task.path == "kernel":
+        return _measure_tf_kernel(task)
+    w = task.workload
+    tf = configure_tf(task.threads)
+    data, weight = conv_inputs(w, task.seed)
+    fn = tf_conv_callables(tf, w, data, weight, (task.path,), task.threads)[task.path]
+    fn()  # TF creates its pools now, from this still unpinned thread (threads inherit its mask)
+    pin = pin_timing_thread(task.cpus)
+    timing = time_callable(fn, task.config)
+    return make_record(task, timing, **pin)
+
+
+def _measure_tf_native(task: MeasureTask) -> Record:
+    """TF's C API from the C++ loop. Python's tensorflow module is never imported here: TF's
+    intra-op pool is sized by the first context in the process, and that must be ours."""
+    w = task.workload
+    assert isinstance(w, ConvWorkload)
+    data, weight = conv_inputs(w, task.seed)
+    kind = "eager" if task.path == "native" else "graph"
+    conv = tf_native_conv(kind, w, data, weight, task.threads)
+    conv.run(aligned_empty(w.output_shape))  # pools created before the pinning, as above
+    pin = pin_timing_thread(task.cpus)
+    timing = Timing.from_native(conv.time(**task.config.kwargs()))
+    return make_record(task, timing, **pin)
+
+
+def _measure_tf_kernel(task: MeasureTask) -> Record:
+    """The oneDNN primitive's own execution time inside TF, from oneDNN's execution profile."""
+    import ctypes
+    import tempfile
+    import time
+
+    w = task.workload
+    assert isinstance(w, ConvWorkload)
+    os.environ["ONEDNN_VERBOSE"] = "profile_exec"  # read by oneDNN when TF loads it
+    config = task.config
+    tf = configure_tf(task.threads)
+    data, weight = conv_inputs(w, task.seed)
+    fn = tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]
+    fn()  # pools created before the pinning, as above
+    pin = pin_timing_thread(task.cpus)
+    libc = ctypes.CDLL(None)
+    mark = (MARK + "\n").encode()
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        # oneDNN prints on C stdio's stdout: point fd 1 at a file while the calls run.
+        sys.stdout.flush()
+        libc.fflush(None)
+        saved = os.dup(1)
+        os.dup2(capture.fileno(), 1)
+        try:
+            t0 = time.perf_counter()
+            calls = 0
+            while calls < 2 or time.perf_counter() - t0 < config.warmup_s:
+                fn()
+                calls += 1
+            per_call = (time.perf_counter() - t0) / calls
+            budget = config.samples * config.min_sample_s
+            n_calls = int(min(max(budget / per_call, config.samples), 50 * config.samples, 5000))
+            for _ in range(n_calls):
+                libc.printf(b"%s", mark)
+                fn()
+            libc.fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read()
+    times, primitives = per_call_times(parse_verbose(text, skip_foreign=True), w)
+    if len(times) != n_calls:
+        raise RuntimeError(
+            f"oneDNN reported {len(times)} calls for the {n_calls} made: is "
+            "ONEDNN_VERBOSE honoured by this TensorFlow?"
+        )
+    per_sample = len(times) // config.samples
+    means = [
+        sum(times[i * per_sample : (i + 1) * per_sample]) / per_sample
+        for i in range(config.samples)
+    ]
+    timing = Timing(per_sample, means, [], [], -1, -1)
+    return make_record(
+        task,
+        timing,
+        **pin,
+        primitives=primitives,
+        primitives_summed=len(primitives) > 1,
+        calls_profiled=len(times),
+        # the plain median over every profiled call, as ONEDNN_VERBOSE alone would give it
+        verbose_median_s=statistics.median(times),
+    )
+
+
+def check_conv(task: CheckTask) -> dict[str, Any]:
+    w = task.workload
+    assert isinstance(w, ConvWorkload)
+    tf = configure_tf(1)
+    data, weight = conv_inputs(w, task.seed)
+    ref = tf_reference(tf, w, data, weight)
+    got = ConvKernel(task.kernel_paths["kernel"], w)(data, weight)
+    # A float64 reference says which of the two float32 results is closer to the exact one.
+    exact = tf_reference(tf, w, data.astype(np.float64), weight.astype(np.float64))
+    return {
+        "workload": w.name,
+        "batch": w.batch,
+        **relative_error(got, ref, task.rtol),
+        "tvm_vs_f64_rel_err": relative_error(got, exact, task.rtol)["max_rel_err"],
+        "tf_vs_f64_rel_err": relative_error(ref, exact, task.rtol)["max_rel_err"],
+    }
+
+
+def overhead(task: OverheadTask) -> dict[str, Any]:
+    """Each TVM path's fixed price per call: the same loops on a kernel that does nothing."""
+    restrict_process(sorted(set(task.cpus)))
+    pin = pin_timing_thread(task.cpus)
+    kernel = EmptyKernel(task.kernel_path)
+    paths = {}
+    for path in ("native", *ladder_paths("tvm")):
+        timing = tvm_path_timer(path, kernel, [kernel.arg], task.config)
+        s = timing.summary
+        paths[path] = {
+            "per_call_s": s["median"],
+            "min_s": s["min"],
+            "cv": s["cv"],
+            "samples": s["n"],
+            "iters_per_sample": timing.iters_per_sample,
+        }
+    return {"per_call_s": paths["native"]["per_call_s"], "paths": paths, **pin}
+
+
+def time_func(task: TimeFuncTask) -> dict[str, Any]:
+    """One compiled function on seeded random arguments (the last one is its output)."""
+    restrict_process(sorted(set(task.cpus)))
+    pin_threads(task.cpus)
+    rng = np.random.default_rng(0)
+    arrays = []
+    for shape in task.shapes:
+        a = aligned_empty(tuple(shape))
+        a[...] = rng.standard_normal(a.shape)
+        arrays.append(a)
+    specs = [(f"arg{i}", list(a.shape), i == len(arrays) - 1) for i, a in enumerate(arrays)]
+    k = _core.TvmKernel(task.kernel_path, specs, "main")
+    timing = Timing.from_native(k.time(arrays, **task.config.kwargs()))
+    return {"median_s": timing.summary["median"], "cv": timing.summary["cv"]}

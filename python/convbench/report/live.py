@@ -1,0 +1,166 @@
+"""What a run shows while it runs, behind one interface: the runner reports events to a
+`Reporter` and never formats anything; `ConsoleReporter` prints them under a progress bar."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..results.record import Record
+from .format import fmt_time
+from .tables import COLUMNS, record_row
+
+__all__ = ["ConsoleReporter", "NullReporter", "Reporter"]
+
+
+class Reporter(Protocol):
+    """The events of a run, in the order they happen."""
+
+    def start(self, cells: int, workloads: int) -> None: ...
+    def building(self, workload: str, batch: int, threads: Any) -> None: ...
+    def kernel(self, entry: dict[str, Any]) -> None: ...
+    def peak(self, threads: int, peak: dict[str, Any]) -> None: ...
+    def overhead(self, floor: dict[str, Any]) -> None: ...
+    def check(self, result: dict[str, Any]) -> None: ...
+    def record(self, record: Record) -> None: ...
+    def layers(self, entry: dict[str, Any]) -> None: ...
+    def error(self, entry: dict[str, Any]) -> None: ...
+    def warning(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NullReporter:
+    """Reports nothing (a run driven from code)."""
+
+    def start(self, cells: int, workloads: int) -> None:
+        pass
+
+    def building(self, workload: str, batch: int, threads: Any) -> None:
+        pass
+
+    def kernel(self, entry: dict[str, Any]) -> None:
+        pass
+
+    def peak(self, threads: int, peak: dict[str, Any]) -> None:
+        pass
+
+    def overhead(self, floor: dict[str, Any]) -> None:
+        pass
+
+    def check(self, result: dict[str, Any]) -> None:
+        pass
+
+    def record(self, record: Record) -> None:
+        pass
+
+    def layers(self, entry: dict[str, Any]) -> None:
+        pass
+
+    def error(self, entry: dict[str, Any]) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class ConsoleReporter:
+    """Prints each result as it arrives, under a progress bar."""
+
+    WIDTHS = (18, 5, 3, 14, 11, 23, 6, 8, 6, 5, 0)
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.header_pending = True
+
+    def _print(self, text: str, style: str | None = None) -> None:
+        self.console.print(text, style=style, highlight=False)
+
+    def _line(self, cells: list[str] | tuple[str, ...], style: str = "") -> None:
+        text = "  ".join(c.ljust(w) if w else c for c, w in zip(cells, self.WIDTHS, strict=True))
+        self._print(text.rstrip(), style or None)
+
+    def _describe(self, text: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=text)
+
+    def _advance(self) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task)
+
+    def start(self, cells: int, workloads: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("building kernels", total=cells)
+
+    def building(self, workload: str, batch: int, threads: Any) -> None:
+        self._describe(f"building {workload} b{batch}")
+
+    def kernel(self, entry: dict[str, Any]) -> None:
+        how = "cached" if entry["cached"] else f"built in {entry['build_s']:.1f} s"
+        self._print(f"kernel {entry['workload']} b{entry['batch']}: {how} ({entry['schedule']})")
+
+    def peak(self, threads: int, peak: dict[str, Any]) -> None:
+        how = "cached" if peak["cached"] else "measured"
+        self._print(
+            f"fp32 peak at {threads} thread(s): {peak['gflops']:.1f} GFLOP/s "
+            f"({peak['isa']}, CPUs {peak['cpus']}, {how})"
+        )
+
+    def overhead(self, floor: dict[str, Any]) -> None:
+        self._print(
+            f"harness overhead: {fmt_time(floor['per_call_s'])} per call (empty kernel, "
+            "native loop)"
+        )
+        self._describe("checking against TF")
+
+    def check(self, result: dict[str, Any]) -> None:
+        ok = result["ok"]
+        self._print(
+            f"check {result['workload']} b{result['batch']}: {'ok' if ok else 'FAIL'}  "
+            f"max_abs_err={result['max_abs_err']:.3g}  max_rel_err={result['max_rel_err']:.3g} "
+            f"(rtol {result['rtol']:g})",
+            None if ok else "bold red",
+        )
+        self._describe("measuring")
+        self.header_pending = True
+
+    def record(self, record: Record) -> None:
+        if self.header_pending:
+            self._line(COLUMNS, style="bold")
+            self.header_pending = False
+        flagged = record.unstable or record.oversubscribed
+        self._line(record_row(record), style="yellow" if flagged else "")
+        self._advance()
+
+    def layers(self, entry: dict[str, Any]) -> None:
+        self._print(
+            f"layers {entry['workload']} b{entry['batch']} t{entry['threads']}: sum of the parts "
+            f"/ whole: TVM {entry['tvm_sum_vs_whole']:.1%}, TF {entry['tf_sum_vs_whole']:.1%}"
+        )
+
+    def error(self, entry: dict[str, Any]) -> None:
+        what = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("error", "stage"))
+        self.console.print(
+            f"[bold red]error[/] ({entry['stage']} {what}): {entry['error']}", highlight=False
+        )
+        if entry["stage"] == "measure":
+            self._advance()
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()

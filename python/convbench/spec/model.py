@@ -1,0 +1,511 @@
+"""The reconstructed RCNN-CTC model: its description (shapes.yaml's `model` section), the graph of
+named nodes it expands to, seeded weights, and cuts of that graph between two named nodes.
+
+The original RCNN_ctcV3 is not available. The stand-in is a residual CNN whose convolution
+histogram equals the one the research log dumped, with the log's node names at its cut points.
+TensorFlow (frameworks.tf_model) and TVM Relax (build.relax) are both built from the `Graph` here,
+node by node, with the same weights, so the two frameworks run the same computation.
+
+Node kinds (NHWC tensors, batch 1 in the shapes kept here):
+  input   the graph's input
+  conv    Conv2D, HWIO weights, no bias (a ConvSpec says kernel, strides, padding)
+  bn      inference batch norm in the log's form: (x - mean) * (gamma * rsqrt(var + eps)) + beta
+  relu, add (two inputs), bias_add
+"""
+
+from __future__ import annotations
+
+import difflib
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .arrays import aligned_empty
+from .conv import ConvSpec, ConvWorkload
+from .errors import SpecError
+
+__all__ = [
+    "Graph",
+    "ModelSpec",
+    "ModelWorkload",
+    "model_workloads",
+    "Node",
+    "histogram_mismatch",
+    "parse_model",
+]
+
+Pair = tuple[int, int]
+
+
+class StemSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channels: int = Field(gt=0)
+    kernel: Pair = (3, 3)
+    units: int = Field(ge=0, default=1)
+    depth: int = Field(ge=1, default=2)
+
+
+class StageSpec(BaseModel):
+    """An `expand_conv<i>` unit (stride and channel change, 1x1 projection shortcut) followed by
+    `conv_block<i>`: `units` residual units of `depth` 3x3 convs each."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channels: int = Field(gt=0)
+    strides: Pair = (1, 1)
+    expand_depth: int = Field(ge=1)
+    units: int = Field(ge=0)
+    depth: int = Field(ge=1)
+    kernel: Pair = (3, 3)
+
+
+class LogitsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    classes: int = Field(gt=0)
+    kernel: Pair
+    padding: str = "VALID"
+
+
+class CutSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    start: str = Field(alias="from")
+    stop: str = Field(alias="to")
+
+
+class ModelSpec(BaseModel):
+    """shapes.yaml's `model` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    input: tuple[int, int, int, int]
+    seed: int = 0
+    bn_epsilon: float = Field(gt=0, default=1e-3)
+    stem: StemSpec
+    stages: list[StageSpec] = Field(min_length=1)
+    logits: LogitsSpec
+    blocks: list[CutSpec] = Field(default_factory=list)
+    partsearch: list[str] = Field(default_factory=list)
+    note: str = ""
+    _graph: Graph | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _cuts_exist(self) -> ModelSpec:
+        g = self.graph
+        for b in self.blocks:
+            g.cut(b.start, b.stop)  # raises SpecError naming the node
+        for name in self.partsearch:
+            g.cut(None, name)
+        return self
+
+    @property
+    def graph(self) -> Graph:
+        """The graph this section expands to, built once per ModelSpec."""
+        if self._graph is None:
+            self._graph = Graph.from_spec(self)
+        return self._graph
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]  # output shape at batch 1 (NHWC)
+    conv: ConvSpec | None = None  # conv nodes: the conv at batch 1
+    params: tuple[str, ...] = ()  # names of this node's weights (see Graph.weights)
+
+
+@dataclass
+class Graph:
+    """Named nodes in execution order; `input` is the name of the node that is fed."""
+
+    name: str
+    nodes: list[Node]
+    input: str
+    output: str
+    seed: int = 0
+    bn_epsilon: float = 1e-3
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {n.name: i for i, n in enumerate(self.nodes)}
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, m: ModelSpec) -> Graph:
+        b = _Builder(m)
+        return cls(m.name, b.nodes, "input", b.last, m.seed, m.bn_epsilon)
+
+    def node(self, name: str) -> Node:
+        return self.nodes[self._index[name]]
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.node(self.input).shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.node(self.output).shape
+
+    def evaluate(self, x: Any, op: Callable[[Node, list[Any]], Any]) -> Any:
+        """Walks the nodes in order with `x` at the input: `op(node, its inputs' values)` gives
+        each node's value (a tensor, or a framework's expression for it); returns the output's."""
+        vals = {self.input: x}
+        for n in self.nodes:
+            if n.kind != "input":
+                vals[n.name] = op(n, [vals[i] for i in n.inputs])
+        return vals[self.output]
+
+    def convs(self) -> list[Node]:
+        return [n for n in self.nodes if n.kind == "conv"]
+
+    def flops(self, batch: int = 1) -> int:
+        """Conv FLOPs only (2 per multiply-add), as for a single conv workload."""
+        return sum(ConvWorkload(n.conv, batch).flops for n in self.convs() if n.conv is not None)
+
+    # --- cuts ---------------------------------------------------------------------------------
+    def _unknown(self, name: str) -> SpecError:
+        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return SpecError(
+            f"model '{self.name}' has no node named '{name}'{hint} "
+            f"(`convbench nodes --shapes <file>` lists them)"
+        )
+
+    def cut(self, start: str | None, stop: str) -> Graph:
+        """The subgraph computing `stop` from `start` (None: the graph's input). `start` becomes
+        the new input; every node between must depend on nothing computed before `start`."""
+        start = start or self.input
+        for n in (start, stop):
+            if n not in self._index:
+                raise self._unknown(n)
+        i0, i1 = self._index[start], self._index[stop]
+        if i1 <= i0:
+            raise SpecError(
+                f"cannot cut from '{start}' to '{stop}': '{stop}' comes "
+                + ("at the same place" if i1 == i0 else "before")
+                + f" '{start}' in the model (node {i1} vs {i0}); give the earlier node first"
+            )
+        needed: set[str] = set()
+        stack = [stop]
+        while stack:
+            name = stack.pop()
+            if name in needed or name == start:
+                continue
+            node = self.node(name)
+            if node.kind == "input":
+                raise SpecError(
+                    f"cannot cut from '{start}' to '{stop}': '{start}' does not lead to "
+                    f"'{stop}', or a node between reads a tensor computed before '{start}'"
+                )
+            needed.add(name)
+            for src in node.inputs:
+                if self._index[src] < i0:
+                    raise SpecError(
+                        f"cannot cut from '{start}' to '{stop}': '{name}' also reads '{src}', "
+                        f"which is computed before '{start}' (cut at a unit's output instead)"
+                    )
+                stack.append(src)
+        start_node = self.node(start)
+        nodes = [Node(start, "input", (), start_node.shape)]
+        nodes += [n for n in self.nodes if n.name in needed]
+        return Graph(self.name, nodes, start, stop, self.seed, self.bn_epsilon)
+
+    # --- weights ------------------------------------------------------------------------------
+    def weights(self) -> dict[str, np.ndarray]:
+        """Seeded weights for every node of this graph. Each node's weights depend only on the
+        seed and the node's name, so a cut gets exactly the weights of the full model."""
+        out: dict[str, np.ndarray] = {}
+        for n in self.nodes:
+            out.update(_node_weights(n, self.seed))
+        return out
+
+    def input_data(self, batch: int = 1, seed: int | None = None) -> np.ndarray:
+        """A seeded input at `batch`: the model's image in [0, 1), or for a cut, the same
+        distribution as the activations it replaces would be unknown, so a unit-scale normal."""
+        shape = (batch, *self.input_shape[1:])
+        rng = np.random.default_rng([self.seed if seed is None else seed, 7])
+        x = aligned_empty(shape)
+        if self.input == "input":
+            x[...] = rng.uniform(0.0, 1.0, size=shape)
+        else:
+            x[...] = rng.standard_normal(size=shape)
+        return x
+
+    @cached_property
+    def histogram(self) -> Counter[tuple[int, ...]]:
+        """How often each conv output shape (batch 1) occurs, as the research log counted them."""
+        return Counter(n.shape for n in self.convs())
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _node_weights(n: Node, seed: int) -> dict[str, np.ndarray]:
+    r = _rng(seed, n.name)
+    if n.kind == "conv":
+        assert n.conv is not None
+        kh, kw = n.conv.kernel
+        cin, cout = n.conv.input[3], n.conv.out_channels
+        w = r.standard_normal((kh, kw, cin, cout)) * np.sqrt(2.0 / (kh * kw * cin))
+        return {n.params[0]: w.astype(np.float32)}
+    if n.kind == "bn":
+        c = n.shape[-1]
+        # The last BN of a residual branch gets a small gamma, so the residual stream grows
+        # slowly over the model's 40 units instead of exploding.
+        small = n.name.endswith("/bn_last")
+        gamma = r.uniform(0.1, 0.3, c) if small else r.uniform(0.5, 1.0, c)
+        beta = r.normal(0.0, 0.1, c)
+        mean = r.normal(0.0, 0.1, c)
+        var = r.uniform(0.5, 1.5, c)
+        vals = (gamma, beta, mean, var)
+        return {p: v.astype(np.float32) for p, v in zip(n.params, vals, strict=True)}
+    if n.kind == "bias_add":
+        return {n.params[0]: r.normal(0.0, 0.1, n.shape[-1]).astype(np.float32)}
+    return {}
+
+
+class _Builder:
+    """Expands a ModelSpec into nodes. Add nodes are numbered by one counter over the model, as
+    Keras numbers its Add layers (add, add_1, add_2, ...): that is where the log's names
+    `expand_conv1/add_1`, `conv_block1/unit1/add_2`, ... `expand_conv4/add_17` come from."""
+
+    def __init__(self, m: ModelSpec) -> None:
+        self.m = m
+        self.nodes: list[Node] = [Node("input", "input", (), tuple(m.input))]
+        self.shapes: dict[str, tuple[int, ...]] = {"input": tuple(m.input)}
+        self.last = "input"
+        self.adds = 0
+        self._build()
+
+    def _emit(self, node: Node) -> str:
+        if node.name in self.shapes:
+            raise SpecError(f"model: two nodes are named '{node.name}'")
+        self.nodes.append(node)
+        self.shapes[node.name] = node.shape
+        self.last = node.name
+        return node.name
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+    def conv(
+        self, scope: str, x: str, cout: int, kernel: Pair, strides: Pair = (1, 1), pad="SAME"
+    ) -> str:
+        shape = self._shape(x)
+        spec = ConvSpec(
+            name=scope.replace("/", "."),
+            input=(1, *shape[1:]),
+            kernel=kernel,
+            out_channels=cout,
+            strides=strides,
+            padding=pad,
+            count=1,
+        )
+        out = ConvWorkload(spec, 1).output_shape
+        return self._emit(Node(scope, "conv", (x,), tuple(out), spec, (f"{scope}/weights",)))
+
+    def bn(self, scope: str, x: str) -> str:
+        params = tuple(f"{scope}/{p}" for p in ("gamma", "beta", "moving_mean", "moving_variance"))
+        return self._emit(Node(scope, "bn", (x,), self._shape(x), None, params))
+
+    def relu(self, scope: str, x: str) -> str:
+        return self._emit(Node(scope, "relu", (x,), self._shape(x)))
+
+    def add(self, scope: str, a: str, b: str) -> str:
+        name = f"{scope}/add" + (f"_{self.adds}" if self.adds else "")
+        self.adds += 1
+        return self._emit(Node(name, "add", (a, b), self._shape(a)))
+
+    def branch(self, scope: str, x: str, cout: int, depth: int, kernel: Pair, strides: Pair):
+        """depth x (conv, bn, relu), the last without relu and with a small-gamma BN."""
+        for i in range(1, depth + 1):
+            x = self.conv(f"{scope}/conv{i}", x, cout, kernel, strides if i == 1 else (1, 1))
+            last = i == depth
+            x = self.bn(f"{scope}/bn_last" if last else f"{scope}/bn{i}", x)
+            if not last:
+                x = self.relu(f"{scope}/relu{i}", x)
+        return x
+
+    def _build(self) -> None:
+        m = self.m
+        x = self.conv("stem/conv", "input", m.stem.channels, m.stem.kernel)
+        x = self.relu("stem/relu", self.bn("stem/bn", x))
+        for u in range(1, m.stem.units + 1):
+            y = self.branch(
+                f"stem/unit{u}", x, m.stem.channels, m.stem.depth, m.stem.kernel, (1, 1)
+            )
+            x = self.add(f"stem/unit{u}", y, x)
+        for i, s in enumerate(m.stages, start=1):
+            scope = f"expand_conv{i}"
+            y = self.branch(scope, x, s.channels, s.expand_depth, s.kernel, s.strides)
+            sc = self.conv(f"{scope}/shortcut", x, s.channels, (1, 1), s.strides)
+            sc = self.bn(f"{scope}/shortcut_bn", sc)
+            x = self.add(scope, y, sc)
+            for u in range(1, s.units + 1):
+                uscope = f"conv_block{i}/unit{u}"
+                y = self.branch(uscope, x, s.channels, s.depth, s.kernel, (1, 1))
+                x = self.add(uscope, y, x)
+        lg = m.logits
+        c = self.conv(f"{lg.name}/Conv2D", x, lg.classes, lg.kernel, (1, 1), lg.padding)
+        self._emit(
+            Node(f"{lg.name}/BiasAdd", "bias_add", (c,), self._shape(c), None, (f"{lg.name}/bias",))
+        )
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif "[" not in str(p):
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def parse_model(raw: Any, source: str = "<shapes>") -> ModelSpec:
+    """Validate a `model` mapping; SpecError names the file and field (model.stages[1].units)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: model: expected a mapping, got {type(raw).__name__}")
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors()[:5]:
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown key"
+            field = _where(tuple(err.get("loc", ())))
+            lines.append(f"{source}: model" + (f".{field}" if field else "") + f": {msg}")
+        raise SpecError("\n".join(lines)) from None
+    except SpecError as e:
+        raise SpecError(f"{source}: model: {e}") from None
+
+
+def histogram_mismatch(g: Graph, convs: list[ConvSpec]) -> list[str]:
+    """Where the model's conv histogram differs from the convs section (output shape -> count)."""
+    want = Counter()
+    for c in convs:
+        want[ConvWorkload(c, 1).output_shape] += c.count
+    got = g.histogram
+    out = []
+    for shape in sorted(set(want) | set(got)):
+        if want[shape] != got[shape]:
+            out.append(f"{shape}: convs section says {want[shape]}, the model has {got[shape]}")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelWorkload:
+    """A cut of the model at a batch size: kind "block" (a named block), "model" (input to
+    output) or "prefix" (input to a partsearch node)."""
+
+    name: str
+    kind: str
+    spec: ModelSpec
+    start: str | None
+    stop: str
+    batch: int
+
+    @cached_property
+    def graph(self) -> Graph:
+        return self.spec.graph.cut(self.start, self.stop)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@b{self.batch}"
+
+    @property
+    def flops(self) -> int:
+        return self.graph.flops(self.batch)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.graph.input_shape[1:])
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.graph.output_shape[1:])
+
+    @property
+    def rtol(self) -> float:
+        """The issue's bar: 1e-4 of the output's magnitude for a part, 1e-3 for the whole model."""
+        return 1e-3 if self.kind == "model" else 1e-4
+
+    def problem(self) -> dict[str, Any]:
+        return {
+            "model": self.spec.model_dump(mode="json", by_alias=True),
+            "from": self.start,
+            "to": self.stop,
+            "batch": self.batch,
+        }
+
+    def to_task(self) -> dict[str, Any]:
+        """What a worker process needs to rebuild this workload (workload_from_task)."""
+        return {"name": self.name, "kind": self.kind, **self.problem()}
+
+    @classmethod
+    def from_task(cls, m: dict[str, Any]) -> ModelWorkload:
+        return cls(
+            m["name"],
+            m["kind"],
+            ModelSpec.model_validate(m["model"]),
+            m["from"],
+            m["to"],
+            int(m["batch"]),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        g = self.graph
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "batch": self.batch,
+            "model": self.spec.name,
+            "from": self.start or g.input,
+            "to": self.stop,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "nodes": len(g.nodes) - 1,
+            "convs": len(g.convs()),
+            "flops": self.flops,
+            "rtol": self.rtol,
+        }
+
+
+def model_workloads(
+    spec: ModelSpec,
+    batches: list[int],
+    cuts: list[tuple[str | None, str]] | None = None,
+    partsearch: bool = False,
+) -> list[ModelWorkload]:
+    """The default set: the named blocks and the whole model; or the given from/to cuts; or
+    (partsearch) the prefixes from the input to each partsearch node."""
+    items: list[tuple[str, str, str | None, str]] = []
+    g = spec.graph
+    if partsearch:
+        for node in spec.partsearch:
+            items.append((f"to:{node}", "prefix", None, node))
+    elif cuts:
+        for start, stop in cuts:
+            items.append((f"{start or g.input}..{stop}", "block", start, stop))
+    else:
+        items += [(b.name, "block", b.start, b.stop) for b in spec.blocks]
+        items.append((spec.name, "model", None, g.output))
+    out = []
+    for name, kind, start, stop in items:
+        g.cut(start, stop)  # a bad pair fails here, with its message
+        out += [ModelWorkload(name, kind, spec, start, stop, b) for b in batches]
+    return out
