@@ -133,10 +133,11 @@ class KernelCache:
     def model(
         self, mw: ModelWorkload, fuse: bool = True, threads: int | None = None
     ) -> BuiltKernel:
-        """A model cut as one Relax executable, with its call plan (relax.LayerPlan) beside it; `fuse`: Relax's operator fusion on or off. With
-        `threads` and a tuning database, fused functions that have a winning tuned schedule for
-        that thread count get it (a build per thread count); the others, and every function when
-        none has one, the hand-written schedules (one build for all thread counts)."""
+        """A model cut as one Relax executable, with its call plan (plan.LayerPlan) beside it;
+        `fuse`: Relax's operator fusion on or off. With `threads` and a tuning database, fused
+        functions that have a winning tuned schedule for that thread count get it (a build per
+        thread count); the others, and every function when none has one, the hand-written
+        schedules (one build for all thread counts)."""
         target, tuned, tuning = self.target, {}, None
         if fuse and threads is not None and self.tuning is not None:
             t_target = host_target(threads)
