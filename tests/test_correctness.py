@@ -109,6 +109,63 @@ def test_tf_c_api_path_matches_tf_python(kind: str, case: str, tf) -> None:
         conv.run(np.empty(3, np.float32))
 
 
+@pytest.mark.parametrize("kind", ["eager", "graph"])
+def test_tf_c_api_path_refuses_an_output_it_cannot_write(kind: str) -> None:
+    """run(out) copies into the caller's array or refuses it: no converted temporary takes the
+    output while the caller's array stays as it was."""
+    from convbench.native.tf_capi import tf_native_conv
+
+    w = ConvWorkload(parse_spec(f"convs: [{{name: a, {CASES['same3x3']}, count: 1}}]")[0], 1)
+    data, weight = conv_inputs(w)
+    conv = tf_native_conv(kind, w, data, weight, 1)
+    with pytest.raises(TypeError, match="output array must be float32, got float64"):
+        conv.run(np.empty(w.output_shape, np.float64))
+    wide = np.empty((*w.output_shape[:3], 2 * w.output_shape[3]), np.float32)
+    with pytest.raises(ValueError, match="output array must be C-contiguous"):
+        conv.run(wide[..., ::2])
+    read_only = np.empty(w.output_shape, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="output array is read-only"):
+        conv.run(read_only)
+    with pytest.raises(TypeError):
+        conv.run(np.zeros(w.output_shape, np.float32).tolist())
+    out = np.full(w.output_shape, np.nan, np.float32)
+    conv.run(out)
+    assert np.isfinite(out).all()
+
+
+def test_tf_c_api_path_takes_the_output_dims_from_python(monkeypatch) -> None:
+    """The C++ side computes no conv geometry: OH and OW come with the shape, are checked to be
+    positive, and TF's output is checked against them."""
+    from convbench import _core
+    from convbench.native.tf_capi import tf_library_path, tf_native_conv
+
+    spec = parse_spec(f"convs: [{{name: a, {CASES['explicit_pad_dilated']}, count: 1}}]")[0]
+    w = ConvWorkload(spec, 1)
+    data, weight = conv_inputs(w)
+    made = []
+    real = _core.TfNativeConv
+    monkeypatch.setattr(_core, "TfNativeConv", lambda lib, kind, shape, *a: made.append(shape))
+    tf_native_conv("eager", w, data, weight, 1, lib="unused")
+    monkeypatch.undo()
+    shape = made[0]
+    assert (shape["OH"], shape["OW"]) == w.output_shape[1:3]
+
+    lib = tf_library_path()
+    for bad in ({"OH": 0}, {"OW": -1}):
+        with pytest.raises(ValueError, match="output height and width must be >= 1"):
+            real(lib, "eager", {**shape, **bad}, data, weight, 1)
+    with pytest.raises(KeyError, match="OW"):
+        real(lib, "eager", {k: v for k, v in shape.items() if k != "OW"}, data, weight, 1)
+    with pytest.raises(ValueError, match="TF conv input: expected shape"):
+        real(lib, "eager", shape, data[..., :1].copy(), weight, 1)
+    taller = {**shape, "OH": shape["OH"] + 1}
+    conv = real(lib, "graph", taller, data, weight, 1)
+    out_shape = (w.output_shape[0], taller["OH"], *w.output_shape[2:])
+    with pytest.raises(RuntimeError, match=f"output dim 1 is {shape['OH']}, expected"):
+        conv.run(np.empty(out_shape, np.float32))
+
+
 def test_missing_tf_library_is_an_error_not_a_crash(tmp_path) -> None:
     from convbench import _core
 

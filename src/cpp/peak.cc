@@ -31,7 +31,13 @@ __attribute__((target("avx512f"))) double FmaAvx512(std::int64_t outer) {
   }
   __m512 s = acc[0];
   for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);  // keeps the loop from being optimised away
+  // Summed through memory, as in FmaAvx2: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized
+  // inside its own header. The sum keeps the loop from being optimised away.
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  double r = 0;
+  for (float v : out) r += v;
+  return r;
 }
 
 __attribute__((target("avx2,fma"))) double FmaAvx2(std::int64_t outer) {

@@ -33,30 +33,6 @@ tvm::ffi::Function GetEntry(const tvm::ffi::Module& module, const std::string& p
 
 }  // namespace
 
-bool SameDType(DLDataType a, DLDataType b) {
-  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
-}
-
-void CheckArray(const std::string& who, const ArgSpec& s, const ArrayView& a) {
-  if (!SameDType(a.dtype, s.dtype)) {
-    throw std::invalid_argument(who + ": expected dtype " + DTypeToString(s.dtype) + ", got " +
-                                DTypeToString(a.dtype));
-  }
-  if (a.shape != s.shape) {
-    throw std::invalid_argument(who + ": expected shape " + ShapeToString(s.shape) + ", got " +
-                                ShapeToString(a.shape));
-  }
-  // Generated code indexes with compact row-major strides; anything else reads the wrong data.
-  std::int64_t expected = s.dtype.bits / 8 * s.dtype.lanes;
-  for (std::size_t d = a.shape.size(); d-- > 0;) {
-    if (a.shape[d] != 1 && a.strides_bytes[d] != expected) {
-      throw std::invalid_argument(who + ": array is not C-contiguous");
-    }
-    expected *= a.shape[d];
-  }
-  if (a.data == nullptr && expected > 0) throw std::invalid_argument(who + ": null data");
-}
-
 void LoadTvmRuntime(const std::string& path) {
   if (g_runtime_loaded.load()) return;
   if (dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
@@ -89,26 +65,6 @@ int TvmNumThreads() {
   auto f = tvm::ffi::Function::GetGlobal("runtime.NumThreads");
   if (!f.has_value()) throw std::runtime_error("the TVM runtime is not loaded");
   return (*f)().cast<int>();
-}
-
-std::string ShapeToString(const std::vector<std::int64_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-std::string DTypeToString(DLDataType dtype) {
-  std::string base;
-  switch (dtype.code) {
-    case kDLFloat: base = "float"; break;
-    case kDLInt: base = "int"; break;
-    case kDLUInt: base = "uint"; break;
-    case kDLBfloat: base = "bfloat"; break;
-    default: base = "code" + std::to_string(dtype.code) + "_"; break;
-  }
-  base += std::to_string(dtype.bits);
-  if (dtype.lanes != 1) base += "x" + std::to_string(dtype.lanes);
-  return base;
 }
 
 TvmKernel::TvmKernel(const std::string& path, std::vector<ArgSpec> specs, const std::string& entry)

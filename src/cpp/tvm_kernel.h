@@ -2,7 +2,6 @@
 // array from reaching generated code.
 #pragma once
 
-#include <dlpack/dlpack.h>
 #include <tvm/ffi/container/tensor.h>
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "array_view.h"
 #include "runner.h"
 
 namespace convbench {
@@ -26,30 +26,6 @@ bool TvmRuntimeLoaded();
 void ConfigureTvmThreadPool(const std::vector<int>& cpus);
 // The pool size TVM reports for the calling thread.
 int TvmNumThreads();
-
-// What the caller hands in: a view of a host array, not owned.
-struct ArrayView {
-  void* data = nullptr;
-  DLDataType dtype{};
-  std::vector<std::int64_t> shape;
-  std::vector<std::int64_t> strides_bytes;
-  bool writeable = false;
-};
-
-struct ArgSpec {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  DLDataType dtype{kDLFloat, 32, 1};
-  bool output = false;
-};
-
-std::string ShapeToString(const std::vector<std::int64_t>& shape);
-std::string DTypeToString(DLDataType dtype);
-bool SameDType(DLDataType a, DLDataType b);
-
-// The checks every array handed to generated code needs: its spec's dtype and shape, compact
-// row-major strides, data present. Throws std::invalid_argument starting with `who`.
-void CheckArray(const std::string& who, const ArgSpec& spec, const ArrayView& a);
 
 // TVM's generated code assumes every buffer starts on this boundary (its kAllocAlignment) and
 // uses aligned vector loads: a misaligned array would crash it, so Check refuses one.
