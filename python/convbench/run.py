@@ -31,7 +31,13 @@ from .native.harness import RunConfig
 from .native.peak import PeakCache
 from .paths import ALL_PATHS, MODEL_PATHS, PATHS
 from .report.live import NullReporter, Reporter
-from .results.analysis import conv_prediction, cross_checks, ladder, layer_table
+from .results.analysis import (
+    conv_prediction,
+    cross_checks,
+    inconsistencies,
+    ladder,
+    layer_table,
+)
 from .results.document import ResultsDoc
 from .results.record import UNSTABLE_CV, Record
 from .spec.conv import ConvSpec, ConvWorkload
@@ -190,6 +196,7 @@ class Runner:
                 "threads": o.threads,
                 "batches": o.batches,
                 "warmup_s": o.config.warmup_s,
+                "warmup_iters": o.config.warmup_iters,
                 "min_sample_s": o.config.min_sample_s,
                 "samples": o.config.samples,
                 "rtol": o.rtol,
@@ -479,11 +486,20 @@ class Runner:
         except ValueError as e:
             self._error("layers", where, str(e))
             return
+        if entry["flops_mismatch"]:
+            self._warn(
+                f"{w.name} b{w.batch} t{threads}: per-layer rows whose FLOPs differ between TVM "
+                f"and TF (not comparable, ratios left out): {', '.join(entry['flops_mismatch'])}"
+            )
         self.doc.layers.append(entry)
         self.reporter.layers(entry)
         self.save()
 
     def summarize(self) -> None:
+        """The analysis of the records: a record that fails a cross-check is marked (with the
+        reason) and left out of the ladder and the prediction."""
+        bad = inconsistencies(self.doc.records)
+        self.doc.records = [r.with_inconsistency(bad.get((r.cell, r.id))) for r in self.doc.records]
         floor = self.doc.harness_overhead or {}
         self.doc.overheads = ladder(self.doc.records, floor.get("per_call_s"))
         self.doc.conv_prediction = conv_prediction(self.workloads, self.doc.records)

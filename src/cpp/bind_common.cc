@@ -56,12 +56,14 @@ py::dict ToDict(const Measurement& m) {
   return d;
 }
 
-RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int64_t max_iters) {
+RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int64_t max_iters,
+                     std::int64_t warmup_iters) {
   RunConfig c;
   c.warmup_s = warmup_s;
   c.min_sample_s = min_sample_s;
   c.samples = samples;
   c.max_iters = max_iters;
+  c.warmup_iters = warmup_iters;
   ValidateConfig(c);
   return c;
 }

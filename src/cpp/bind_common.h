@@ -29,7 +29,8 @@ py::dict ToDict(const Summary& s);
 py::dict ToDict(const Measurement& m);
 
 // A validated RunConfig (ValueError for a bad value).
-RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int64_t max_iters);
+RunConfig MakeConfig(double warmup_s, double min_sample_s, int samples, std::int64_t max_iters,
+                     std::int64_t warmup_iters);
 
 // summarize, measure_peak, peak_isa, the pinning functions and time_loop.
 void BindTiming(py::module_& m);

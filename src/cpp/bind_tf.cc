@@ -38,8 +38,8 @@ void BindTimeRun(Class& cls) {
   using T = typename Class::type;
   cls.def(
       "time",
-      [](T& obj, double warmup_s, double min_sample_s, int samples, std::int64_t max_iters) {
-        RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+      [](T& obj, double warmup_s, double min_sample_s, int samples, std::int64_t max_iters, std::int64_t warmup_iters) {
+        RunConfig cfg = MakeConfig(warmup_s, min_sample_s, samples, max_iters, warmup_iters);
         Measurement m;
         {
           py::gil_scoped_release release;
@@ -48,7 +48,7 @@ void BindTimeRun(Class& cls) {
         return ToDict(m);
       },
       py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01, py::arg("samples") = 10,
-      py::arg("max_iters") = std::int64_t{1} << 30);
+      py::arg("max_iters") = std::int64_t{1} << 30, py::arg("warmup_iters") = 10);
 }
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;

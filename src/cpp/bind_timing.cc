@@ -38,12 +38,12 @@ void BindTiming(py::module_& m) {
   m.def(
       "time_loop",
       [](const py::function& run_n, double warmup_s, double min_sample_s, int samples,
-         std::int64_t max_iters) {
+         std::int64_t max_iters, std::int64_t warmup_iters) {
         return ToDict(TimeLoopN([&](std::int64_t n) { run_n(n); },
-                                MakeConfig(warmup_s, min_sample_s, samples, max_iters)));
+                                MakeConfig(warmup_s, min_sample_s, samples, max_iters, warmup_iters)));
       },
       py::arg("run_n"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
-      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30, py::arg("warmup_iters") = 10);
 }
 
 }  // namespace convbench

@@ -44,9 +44,9 @@ void BindTimeArrays(Class& cls) {
   cls.def(
       "time",
       [](const T& obj, const py::sequence& a, double warmup_s, double min_sample_s, int samples,
-         std::int64_t max_iters) {
+         std::int64_t max_iters, std::int64_t warmup_iters) {
         auto views = ToViews(a);
-        RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters);
+        RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters, warmup_iters);
         Measurement m;
         {
           py::gil_scoped_release release;
@@ -55,7 +55,7 @@ void BindTimeArrays(Class& cls) {
         return ToDict(m);
       },
       py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
-      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30);
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30, py::arg("warmup_iters") = 10);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace convbench {
 
 struct RunConfig {
   double warmup_s = 0.05;      // run the body at least this long before calibrating
+  std::int64_t warmup_iters = 10;  // ... and at least this many times (a slow call needs both)
   double min_sample_s = 0.01;  // each sample lasts at least this long
   int samples = 10;
   std::int64_t max_iters = std::int64_t{1} << 30;  // cap per sample, for an empty body
@@ -42,6 +43,7 @@ inline void ValidateConfig(const RunConfig& c) {
     throw std::invalid_argument("warmup_s must be a non-negative number of seconds");
   }
   if (c.max_iters < 1) throw std::invalid_argument("max_iters must be at least 1");
+  if (c.warmup_iters < 0) throw std::invalid_argument("warmup_iters must not be negative");
 }
 
 // `run_n(n)` makes n calls. It is the only part that differs between paths: a C++ loop around a
@@ -59,22 +61,31 @@ template <class RunN>
 Measurement TimeLoopN(RunN&& run_n, const RunConfig& config) {
   ValidateConfig(config);
   Measurement m;
-  // Warm-up: caches, page faults, lazily created thread pools.
+  // Warm-up, by count and by time: caches, page faults, lazily created thread pools, and a
+  // framework's first runs (TF needs ~10 at 2 threads before it settles, whatever a call costs).
   const auto warm_start = WallClock::now();
   do {
     run_n(std::int64_t{1});
     ++m.warmup_iters;
-  } while (SecondsBetween(warm_start, WallClock::now()) < config.warmup_s);
+  } while (m.warmup_iters < config.warmup_iters ||
+           SecondsBetween(warm_start, WallClock::now()) < config.warmup_s);
 
   // Calibration, as google/benchmark does it: grow the count until one run fills a sample.
   std::int64_t iters = 1;
+  double elapsed = 0;
   for (;;) {
-    const double elapsed = TimeIterations(run_n, iters);
+    elapsed = TimeIterations(run_n, iters);
     if (elapsed >= config.min_sample_s || iters >= config.max_iters) break;
     const double scale = elapsed > 0 ? 1.4 * config.min_sample_s / elapsed : 10.0;
     const auto next =
         static_cast<std::int64_t>(static_cast<double>(iters) * std::clamp(scale, 2.0, 10.0));
     iters = std::min(std::max(next, iters + 1), config.max_iters);
+  }
+  // The count that just reached the minimum could fall short of it in a sample by noise alone:
+  // 10% of headroom, so no sample is shorter than the minimum (unless max_iters caps it).
+  if (elapsed > 0 && elapsed < 1.1 * config.min_sample_s) {
+    const double want = std::ceil(static_cast<double>(iters) * 1.1 * config.min_sample_s / elapsed);
+    iters = std::min(std::max(static_cast<std::int64_t>(want), iters), config.max_iters);
   }
   m.iters_per_sample = iters;
 

@@ -27,6 +27,23 @@ class LayerPlan:
         (directory / "plan.json").write_text(json.dumps({"calls": self.calls}, indent=1))
         np.savez(directory / "constants.npz", *self.constants)
 
+    def arg_shapes(self, input_shape: tuple[int, ...] | list[int]) -> list[list[list[Any]]]:
+        """Per call, [source kind, shape] of each argument (not its output): what the call
+        computes, for matching it to the graph's layers."""
+        out = []
+        for call in self.calls:
+            args = []
+            for src in call["args"]:
+                if src[0] == "input":
+                    shape = list(input_shape)
+                elif src[0] == "call":
+                    shape = list(self.calls[src[1]]["shape"])
+                else:
+                    shape = list(self.constants[src[1]].shape)
+                args.append([src[0], shape])
+            out.append(args)
+        return out
+
     @classmethod
     def load(cls, directory: Path) -> LayerPlan:
         calls = json.loads((directory / "plan.json").read_text())["calls"]

@@ -28,6 +28,7 @@ __all__ = [
     "execute",
     "failures",
     "int_list",
+    "non_negative_int",
     "load_shapes_or_report",
     "paths_arg",
     "positive_float",
@@ -71,6 +72,16 @@ def positive_int(text: str) -> int:
     return v
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
 def paths_arg(text: str) -> tuple[tuple[str, str], ...]:
     try:
         return parse_paths(text)
@@ -100,6 +111,13 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         default=0.05,
         metavar="S",
         help="warm-up seconds before calibration (0.05)",
+    )
+    p.add_argument(
+        "--warmup-iters",
+        type=non_negative_int,
+        default=10,
+        metavar="N",
+        help="... and at least this many warm-up calls, however long a call takes (10)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
@@ -153,7 +171,10 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
         threads=args.threads,
         batches=args.batch,
         config=RunConfig(
-            warmup_s=args.warmup, min_sample_s=args.min_sample_time, samples=args.samples
+            warmup_s=args.warmup,
+            min_sample_s=args.min_sample_time,
+            samples=args.samples,
+            warmup_iters=args.warmup_iters,
         ),
         seed=args.seed,
         cache_dir=args.cache_dir,

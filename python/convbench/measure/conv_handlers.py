@@ -171,7 +171,7 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
         try:
             t0 = time.perf_counter()
             calls = 0
-            while calls < 2 or time.perf_counter() - t0 < config.warmup_s:
+            while calls < max(2, config.warmup_iters) or time.perf_counter() - t0 < config.warmup_s:
                 fn()
                 calls += 1
             per_call = (time.perf_counter() - t0) / calls

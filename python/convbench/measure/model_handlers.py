@@ -146,7 +146,7 @@ def layers(task: LayersTask) -> dict[str, Any]:
     outs: list[np.ndarray] = []
     tvm_calls = []
     config = task.config
-    for call in plan.calls:
+    for call, arg_shapes in zip(plan.calls, plan.arg_shapes(mw.input_shape), strict=True):
         args = []
         for src in call["args"]:
             if src[0] == "input":
@@ -162,7 +162,14 @@ def layers(task: LayersTask) -> dict[str, Any]:
         k.call([*args, y])
         outs.append(y)
         t = Timing.from_native(k.time([*args, y], **config.kwargs()))
-        tvm_calls.append({"func": call["func"], "median_s": t.summary["median"]})
+        tvm_calls.append(
+            {
+                "func": call["func"],
+                "median_s": t.summary["median"],
+                "args": arg_shapes,  # what the call computes: its arguments' sources and shapes
+                "shape": list(y.shape),
+            }
+        )
     vm = relax_vm(kernel_path, mw.input_shape, mw.output_shape)
     whole = Timing.from_native(vm.time([x], **config.kwargs())).summary["median"]
     return {

@@ -61,6 +61,7 @@ class RunConfig:
     min_sample_s: float = 0.01
     samples: int = 10
     max_iters: int = 1 << 30
+    warmup_iters: int = 10  # warm up for at least this many calls as well as warmup_s
 
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of every native `time` binding."""
@@ -80,6 +81,7 @@ class Timing:
     process_cpu_s: list[float]
     cpu_before: int
     cpu_after: int
+    warmup_iters: int | None = None
     summary: dict[str, float] = field(init=False)
     cpu_summary: dict[str, float] | None = field(init=False)
     thread_cpu_summary: dict[str, float] | None = field(init=False)
@@ -98,6 +100,7 @@ class Timing:
             list(m["process_cpu_s"]),
             int(m["cpu_before"]),
             int(m["cpu_after"]),
+            int(m["warmup_iters"]),
         )
 
     @property

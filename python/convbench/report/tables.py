@@ -115,6 +115,8 @@ def kernel_table(doc: ResultsDoc) -> Table:
         tvm, tf, eager = m.get("tvm/native"), m.get("tf/kernel"), m.get("tf/eager")
         if tvm is None and tf is None:
             continue
+        if tf is not None and tf.inconsistent:
+            tf = None  # a kernel time that contradicts the call containing it: not a result
         ratio = f"{tf.median_s / tvm.median_s:.2f}" if tvm and tf else "-"
         eratio = f"{eager.median_s / tvm.median_s:.2f}" if tvm and eager else "-"
         t.add_row(
@@ -135,7 +137,8 @@ def kernel_table(doc: ResultsDoc) -> Table:
 
 
 def ladder_table(doc: ResultsDoc) -> Table:
-    """Where the time goes: kernel, native dispatch, what each Python path adds over native."""
+    """Where the time goes: kernel, native dispatch, what each wrapper adds over the native
+    rung it wraps. A rung that failed a cross-check is left out and named."""
     t = table(
         "where the time goes (us, and share of that path's total)",
         (
@@ -145,7 +148,8 @@ def ladder_table(doc: ResultsDoc) -> Table:
             "backend",
             "kernel",
             "native dispatch",
-            "python paths: added over native",
+            "python paths: added over the native rung they wrap",
+            "left out",
         ),
     )
     for e in doc.overheads:
@@ -165,6 +169,7 @@ def ladder_table(doc: ResultsDoc) -> Table:
             rung("kernel"),
             rung("native_dispatch"),
             python,
+            ", ".join(sorted(e.get("excluded", {}))) or "-",
         )
     return t
 
@@ -282,6 +287,8 @@ def layers_tables(doc: ResultsDoc) -> list[Table]:
         )
         for r in e["rows"]:
             ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
+            if r.get("flops_mismatch"):
+                ratio = "FLOPs differ"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
             t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ",".join(ops))
         out.append(t)

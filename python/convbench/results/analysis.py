@@ -42,28 +42,82 @@ def by_cell(records: Sequence[Record]) -> dict[Cell, dict[str, Record]]:
     return out
 
 
-def _medians(records: Sequence[Record]) -> dict[Cell, dict[str, float]]:
-    return {
-        cell: {p: r.median_s for p, r in paths.items()} for cell, paths in by_cell(records).items()
-    }
-
-
 def _rung(seconds: float, total: float) -> dict[str, float]:
     return {"us": seconds * 1e6, "share": seconds / total if total > 0 else 0.0}
 
 
-def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, Any]]:
-    """One entry per (workload, batch, threads, backend) that has its native time."""
-    entries = []
-    for (name, batch, threads), m in _medians(records).items():
+def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
+    """Measurements that contradict each other, {(cell, "backend/path"): why}: the record named
+    is the one that cannot be right, and it is left out of every derived table.
+
+    - tvm/evaluator against tvm/native: the same call timed two ways; apart by more than
+      EVALUATOR_TOLERANCE or twice their noise (CV), the evaluator is marked;
+    - tf/kernel slower than tf/native, the call that contains it: the kernel is marked;
+    - a wrapper (a Cython or Python loop, a TF Python API) faster than the native rung it adds
+      to: the wrapper is marked.
+    """
+    out: dict[tuple[Cell, str], str] = {}
+    for cell, m in by_cell(records).items():
+        nat, ev = m.get("tvm/native"), m.get("tvm/evaluator")
+        if nat and ev:
+            diff = abs(nat.median_s - ev.median_s) / ev.median_s
+            allowed = max(EVALUATOR_TOLERANCE, 2 * max(nat.cv or 0.0, ev.cv or 0.0))
+            if diff > allowed:
+                out[(cell, ev.id)] = (
+                    f"tvm/native ({nat.median_s * 1e6:.2f} us) and tvm/evaluator "
+                    f"({ev.median_s * 1e6:.2f} us) differ by {diff:.0%}, more than "
+                    f"{allowed:.0%}: they time the same call"
+                )
         for backend in ("tvm", "tf"):
+            kernel = m.get(f"{backend}/kernel")
             native = m.get(f"{backend}/native")
-            if native is None:
+            if kernel and native and kernel.median_s > native.median_s:
+                out[(cell, kernel.id)] = (
+                    f"{kernel.id} ({kernel.median_s * 1e6:.2f} us) is slower than "
+                    f"{native.id} ({native.median_s * 1e6:.2f} us), which contains it"
+                )
+            for path, inner in wraps(backend).items():
+                outer_r, inner_r = m.get(f"{backend}/{path}"), m.get(f"{backend}/{inner}")
+                if outer_r and inner_r and outer_r.median_s < inner_r.median_s:
+                    out[(cell, outer_r.id)] = (
+                        f"{outer_r.id} ({outer_r.median_s * 1e6:.2f} us) is faster than "
+                        f"{inner_r.id} ({inner_r.median_s * 1e6:.2f} us), which it wraps"
+                    )
+    return out
+
+
+def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, Any]]:
+    """One entry per (workload, batch, threads, backend) that has its native time: the kernel,
+    the native dispatch around it, and what each wrapper adds over the native rung it wraps.
+
+    Never negative: a rung that contradicts another (`inconsistencies`) is left out and named
+    in the entry's `excluded` with the reason, and so is a TVM kernel time that the harness's
+    floor would make negative."""
+    bad = inconsistencies(records)
+    entries = []
+    for cell, m in by_cell(records).items():
+        name, batch, threads = cell
+        for backend in ("tvm", "tf"):
+            native_r = m.get(f"{backend}/native")
+            if native_r is None:
                 continue
-            if backend == "tvm":
-                kernel = native - floor_s if floor_s is not None else None
-            else:
-                kernel = m.get("tf/kernel")
+            native = native_r.median_s
+            excluded: dict[str, str] = {
+                p.split("/", 1)[1]: why
+                for (c, p), why in bad.items()
+                if c == cell and p.startswith(backend + "/")
+            }
+            kernel: float | None = None
+            if backend == "tvm" and floor_s is not None:
+                if floor_s < native:
+                    kernel = native - floor_s
+                else:
+                    excluded["kernel"] = (
+                        f"the harness's per-call floor ({floor_s * 1e9:.1f} ns) is not below "
+                        f"tvm/native ({native * 1e9:.1f} ns)"
+                    )
+            elif backend == "tf" and "tf/kernel" in m and "kernel" not in excluded:
+                kernel = m["tf/kernel"].median_s
             entry: dict[str, Any] = {
                 "workload": name,
                 "batch": batch,
@@ -75,43 +129,31 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
                 entry["kernel"] = _rung(kernel, native)
                 entry["native_dispatch"] = _rung(native - kernel, native)
             python = {}
+            over = wraps(backend)
             for path in ladder_paths(backend):
-                t = m.get(f"{backend}/{path}")
-                if t is not None:
-                    python[path] = {**_rung(t - native, t), "total_us": t * 1e6}
+                r = m.get(f"{backend}/{path}")
+                base = m.get(f"{backend}/{over.get(path, 'native')}")
+                if r is None or base is None or path in excluded:
+                    continue
+                t = r.median_s
+                python[path] = {
+                    **_rung(t - base.median_s, t),
+                    "total_us": t * 1e6,
+                    "over": base.path,
+                }
             entry["python_overhead"] = python
+            if excluded:
+                entry["excluded"] = excluded
             entries.append(entry)
     return entries
 
 
 def cross_checks(records: Sequence[Record]) -> list[str]:
-    """Warnings for measurements that contradict each other."""
-    warnings = []
-    for (name, batch, threads), m in _medians(records).items():
-        where = f"{name} b{batch} t{threads}"
-        native, ev = m.get("tvm/native"), m.get("tvm/evaluator")
-        if native and ev and abs(native - ev) / ev > EVALUATOR_TOLERANCE:
-            warnings.append(
-                f"{where}: tvm/native ({native * 1e6:.2f} us) and tvm/evaluator "
-                f"({ev * 1e6:.2f} us) differ by {abs(native - ev) / ev:.0%}, more than "
-                f"{EVALUATOR_TOLERANCE:.0%}: they time the same call"
-            )
-        kernel, tf_native = m.get("tf/kernel"), m.get("tf/native")
-        if kernel and tf_native and kernel > tf_native:
-            warnings.append(
-                f"{where}: tf/kernel ({kernel * 1e6:.2f} us) is slower than "
-                f"tf/native ({tf_native * 1e6:.2f} us), which contains it"
-            )
-        # The native rung each TF Python path adds Python to: the eager runtime for eager and
-        # tf.function, a session over a graph with constant weights for the session paths.
-        for path, inner in wraps("tf").items():
-            t, t_inner = m.get(f"tf/{path}"), m.get(f"tf/{inner}")
-            if t and t_inner and t < t_inner:
-                warnings.append(
-                    f"{where}: tf/{path} ({t * 1e6:.2f} us) is faster than "
-                    f"tf/{inner} ({t_inner * 1e6:.2f} us), which it wraps"
-                )
-    return warnings
+    """Warnings for measurements that contradict each other (see `inconsistencies`)."""
+    return [
+        f"{name} b{batch} t{threads}: {why}"
+        for ((name, batch, threads), _), why in inconsistencies(records).items()
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,15 +191,54 @@ def _tf_node(op: str, names: list[str]) -> str | None:
     return best
 
 
+def _conv_signature(kh: int, kw: int, cin: int, oh: int, ow: int, cout: int) -> tuple:
+    """What a conv computes, batch aside; output channels rounded up to the vector width, as
+    the TVM build pads them (and slices the padding off after)."""
+    return (kh, kw, cin, oh, ow, -(-cout // _VEC) * _VEC)
+
+
+_VEC = 16
+
+
+def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
+    """(signature, FLOPs) of a conv function call of the TVM build, from its argument shapes:
+    the weights are its 4-D constant argument (HWIO), the output its last."""
+    args = call.get("args")
+    if "conv2d" not in call["func"] or not args:
+        return None
+    weights = [shape for kind, shape in args if kind == "const" and len(shape) == 4]
+    if not weights:
+        return None
+    kh, kw, cin, cout = weights[0]
+    n, oh, ow, _ = call["shape"]
+    return _conv_signature(kh, kw, cin, oh, ow, cout), 2 * n * oh * ow * cin * kh * kw * cout
+
+
 def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
-    """Rows of the per-layer table from a `layers` worker result."""
+    """Rows of the per-layer table from a `layers` worker result.
+
+    TVM's conv functions are matched to the graph's conv layers by what they compute (kernel,
+    input channels, output size and channels), not by their order in the call sequence: Relax
+    may run a shortcut conv before the branch beside it. Each row carries the FLOPs of both
+    sides (TVM's from the call's shapes, counting the channels the layer keeps; TF's from the
+    graph node its ops map to): a row whose FLOPs differ is marked `flops_mismatch` and its
+    ratio must not be read."""
     layers, of = node_layers(g)
     conv_layers = [name for name in layers if g.node(name).kind == "conv"]
     rows: dict[str, dict[str, Any]] = {}
 
     def row(layer: str) -> dict[str, Any]:
         return rows.setdefault(
-            layer, {"layer": layer, "tvm_s": 0.0, "tvm_funcs": [], "tf_s": 0.0, "tf_ops": []}
+            layer,
+            {
+                "layer": layer,
+                "tvm_s": 0.0,
+                "tvm_funcs": [],
+                "tvm_flops": 0,
+                "tf_s": 0.0,
+                "tf_ops": [],
+                "tf_flops": 0,
+            },
         )
 
     for name in layers:
@@ -169,21 +250,49 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             f"the TVM build calls {n_conv} conv functions for {len(conv_layers)} conv "
             "layers: the call plan does not match the graph"
         )
+    waiting: dict[tuple, list[str]] = {}
+    for name in conv_layers:
+        c = g.node(name).conv
+        assert c is not None
+        _, oh, ow, cout = g.node(name).shape
+        sig = _conv_signature(c.kernel[0], c.kernel[1], c.input[3], oh, ow, cout)
+        waiting.setdefault(sig, []).append(name)
+    in_order = iter(conv_layers)
     # A conv function opens its layer; the functions after it (a slice, or unfused element-wise
     # ops) belong to it too.
-    next_conv = iter(conv_layers)
     current = layers[0] if layers else OUTSIDE
     for c in calls:
-        if "conv2d" in c["func"]:
-            current = next(next_conv)
-        row(current)["tvm_s"] += c["median_s"]
-        row(current)["tvm_funcs"].append(c["func"])
+        conv = _call_conv(c)
+        if conv is not None:
+            sig, _ = conv
+            current = waiting[sig].pop(0) if waiting.get(sig) else f"(unmatched) {c['func']}"
+        elif "conv2d" in c["func"]:
+            current = next(in_order)  # a plan without shapes (older results): call order
+        r = row(current)
+        r["tvm_s"] += c["median_s"]
+        r["tvm_funcs"].append(c["func"])
+        r.setdefault("_calls", []).append(c)
     names = g.names
+    tf_layers: set[str] = set()
     for op, t in raw["tf_ops"].items():
         node = _tf_node(op, names)
         r = row(of.get(node, OUTSIDE) if node else OUTSIDE)
         r["tf_s"] += t
         r["tf_ops"].append(f"{op}:{raw['tf_op_types'].get(op, '')}")
+        tf_layers.add(r["layer"])
+    for r in rows.values():
+        calls_of = r.pop("_calls", [])
+        convs = [conv for conv in map(_call_conv, calls_of) if conv is not None]
+        kept = calls_of[-1]["shape"][-1] if calls_of else 0  # output channels after any slice
+        # FLOPs of the channels the layer keeps (the build pads channels to the vector width)
+        r["tvm_flops"] = sum(flops * kept // sig[5] for sig, flops in convs)
+        if calls_of and not convs and any("conv2d" in c["func"] for c in calls_of):
+            r["tvm_flops"] = None  # a plan without shapes: nothing to compare
+        node = g.node(r["layer"]) if r["layer"] in g else None
+        if node is not None and node.conv is not None and r["layer"] in tf_layers:
+            r["tf_flops"] = ConvWorkload(node.conv, int(raw.get("batch", 1))).flops
+        r["flops_mismatch"] = r["tvm_flops"] is not None and r["tvm_flops"] != r["tf_flops"]
+
     out_rows = list(rows.values())
     tvm_sum = sum(r["tvm_s"] for r in out_rows)
     tf_sum = sum(r["tf_s"] for r in out_rows)
@@ -193,6 +302,7 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         "tf_sum_s": tf_sum,
         "tvm_sum_vs_whole": tvm_sum / raw["tvm_whole_s"] if raw["tvm_whole_s"] else None,
         "tf_sum_vs_whole": tf_sum / raw["tf_whole_s"] if raw["tf_whole_s"] else None,
+        "flops_mismatch": [r["layer"] for r in out_rows if r["flops_mismatch"]],
     }
 
 
@@ -207,7 +317,11 @@ def conv_prediction(
     1-channel stem convs differ from them, and that difference lands in the share too. Each
     framework's conv time is its `paths.BACKENDS` conv rung, held against its model rung."""
     convs = [w for w in workloads if isinstance(w, ConvWorkload)]
-    med = {(r.workload, r.batch, r.threads, r.backend, r.path): r.median_s for r in records}
+    med = {
+        (r.workload, r.batch, r.threads, r.backend, r.path): r.median_s
+        for r in records
+        if r.inconsistent is None
+    }
     out = []
     for m in workloads:
         if not isinstance(m, ModelWorkload):

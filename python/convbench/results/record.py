@@ -27,6 +27,7 @@ _OPTIONAL = (
     "verbose_median_s",
     "schedule",
     "tuned",
+    "inconsistent",
 )
 _DERIVED = ("pct_peak", "unstable")
 
@@ -68,6 +69,7 @@ class Record:
     schedule: str | None = None  # TVM: the kernel's schedule tag
     tuned: bool | None = None
     peak_gflops: float | None = None  # the measured fp32 peak at this thread count
+    inconsistent: str | None = None  # why a cross-check rejects this figure (left out of tables)
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
 
     # --- derived -----------------------------------------------------------------------------
@@ -88,10 +90,13 @@ class Record:
 
     @property
     def unstable(self) -> bool:
-        return self.cv >= UNSTABLE_CV
+        return self.cv is not None and self.cv >= UNSTABLE_CV
 
     def with_peak(self, peak_gflops: float | None) -> Record:
         return dataclasses.replace(self, peak_gflops=peak_gflops)
+
+    def with_inconsistency(self, why: str | None) -> Record:
+        return dataclasses.replace(self, inconsistent=why)
 
     # --- JSON --------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -146,6 +146,9 @@ class Graph:
     def node(self, name: str) -> Node:
         return self.nodes[self._index[name]]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
     @property
     def names(self) -> list[str]:
         return [n.name for n in self.nodes]
