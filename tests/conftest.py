@@ -22,7 +22,18 @@ MEASUREMENT_KEYS = {
 }
 
 # Timing options that keep a CLI run short: correctness, not speed, is what the tests check.
-QUICK = ["--samples", "3", "--min-sample-time", "0.002", "--warmup", "0.005", "--warmup-iters", "2"]
+QUICK = [
+    "--samples",
+    "3",
+    "--min-sample-time",
+    "0.002",
+    "--warmup",
+    "0.005",
+    "--warmup-iters",
+    "2",
+    "--repetitions",
+    "1",
+]
 
 
 def _convbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

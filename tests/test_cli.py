@@ -51,6 +51,8 @@ def cli_run(convbench, tiny_shapes: Path, tmp_path_factory: pytest.TempPathFacto
         "--cache-dir",
         str(cache),
         *QUICK,
+        "--repetitions",
+        "2",
         cwd=cwd,
     )
     return proc, json.loads(out.read_text()), over, cwd, cache
@@ -84,10 +86,24 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     for r in doc["records"]:
         assert RECORD_FIELDS <= set(r), RECORD_FIELDS - set(r)
         assert r["oversubscribed"] == (r["threads"] == over)
-        assert r["samples"] == 3 and r["min_s"] <= r["median_s"] and r["gflops"] > 0
+        # two processes of three samples each, pooled; every derived figure recomputed
+        assert r["repetitions"] == 2 and [len(s) for s in r["process_samples_s"]] == [3, 3]
+        pooled = [t for s in r["process_samples_s"] for t in s]
+        assert r["samples"] == 6 and sorted(r["wall_samples_s"]) == sorted(pooled)
+        assert r["median_s"] == pytest.approx(np.median(pooled), rel=1e-12)
+        assert r["p10_s"] == pytest.approx(np.percentile(pooled, 10), rel=1e-12)
+        assert r["cv"] == pytest.approx(np.std(pooled, ddof=1) / np.mean(pooled), rel=1e-9)
+        assert r["process_medians_s"] == pytest.approx(
+            [np.median(s) for s in r["process_samples_s"]]
+        )
+        assert r["min_s"] <= r["median_s"] and r["gflops"] > 0
+        flops = next(w["flops"] for w in doc["workloads"] if w["name"] == r["workload"])
+        assert r["gflops"] == pytest.approx(flops / r["median_s"] / 1e9, rel=1e-9)
+        peak = doc["peak"][str(r["threads"])]["gflops"]
+        assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / peak, rel=1e-9)
         assert r["pinned"] is True
         assert 0 < r["pct_peak"]
-        if r["path"] in ("evaluator", "kernel"):  # times reported by TVM / oneDNN: no CPU clock
+        if r["path"] == "evaluator":  # times reported by TVM: no CPU clock
             assert r["cpu_s"] is None
         else:
             assert r["cpu_s"] > 0 and r["parallelism"] > 0
@@ -99,18 +115,27 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     assert doc["peak"]["1"]["gflops"] > 0
     ladders = {(e["workload"], e["threads"], e["backend"]): e for e in doc["overheads"]}
     assert len(ladders) == 2 * 2 * 2
+    medians = {
+        (r["workload"], r["threads"], r["backend"], r["path"]): r["median_s"]
+        for r in doc["records"]
+    }
+    for (name, t, backend), e in ladders.items():
+        # every wrapper is decomposed or left out with its reason; nothing is negative
+        assert set(e["python_overhead"]) | set(e.get("excluded", {})) >= (
+            {"eager", "function", "session", "session-feedless"}
+            if backend == "tf"
+            else {"cython", "python", "evaluator"}
+        )
+        native = medians[(name, t, backend, "native")]
+        for path, v in e["python_overhead"].items():
+            base = medians[(name, t, backend, v["over"])]
+            assert v["us"] == pytest.approx((medians[(name, t, backend, path)] - base) * 1e6)
+            assert v["us"] >= 0
+        if "kernel" in e:
+            assert 0 <= e["kernel"]["us"] <= native * 1e6
+            assert e["kernel"]["us"] + e["native_dispatch"]["us"] == pytest.approx(native * 1e6)
     tf1 = ladders[("tiny_same", 1, "tf")]
-    assert tf1["kernel"]["us"] > 0 and set(tf1["python_overhead"]) == {
-        "eager",
-        "function",
-        "session",
-        "session-feedless",
-    }
-    assert set(ladders[("tiny_same", 1, "tvm")]["python_overhead"]) == {
-        "cython",
-        "python",
-        "evaluator",
-    }
+    assert "kernel" in tf1 or "kernel" in tf1["excluded"]
     assert {(c["workload"], c["batch"]) for c in doc["checks"]} == {
         ("tiny_same", 1),
         ("tiny_logits", 1),
@@ -301,37 +326,61 @@ def test_paths_option_selects_cells(convbench, tiny_shapes: Path, tmp_path: Path
     assert bad.returncode == 2 and "unknown path(s) tvm/fast" in bad.stderr
 
 
-def test_compare_two_runs(convbench, cli_run, tmp_path: Path) -> None:
+def _with_processes(doc: dict, rng, n: int = 3, scale: dict | None = None) -> dict:
+    """A copy of `doc` whose records were each measured in `n` processes of ten samples with 1%
+    noise (times `scale[(backend, path)]` where given)."""
+    out = json.loads(json.dumps(doc))
+    for r in out["records"]:
+        f = (scale or {}).get((r["backend"], r["path"]), 1.0)
+        groups = [list(r["median_s"] * f * (1 + 0.01 * rng.standard_normal(10))) for _ in range(n)]
+        r["process_samples_s"] = groups
+        r["wall_samples_s"] = [t for g in groups for t in g]
+        r["median_s"] = float(np.median(r["wall_samples_s"]))
+        r["repetitions"] = n
+    return out
+
+
+def test_compare_tests_per_process_medians(convbench, cli_run, tmp_path: Path) -> None:
     from convbench.results.compare import compare_runs
     from convbench.results.document import ResultsDoc
 
     _, doc, _, cwd, _ = cli_run
     rng = np.random.default_rng(0)
-    old = json.loads(json.dumps(doc))
-    for r in old["records"]:  # ten samples each, so that a change can be significant
-        r["wall_samples_s"] = list(r["median_s"] * (1 + 0.01 * rng.standard_normal(10)))
-    new = json.loads(json.dumps(old))
-    for r in new["records"]:
-        if r["backend"] == "tvm" and r["path"] == "native":
-            r["wall_samples_s"] = [t * 3 for t in r["wall_samples_s"]]
-            r["median_s"] *= 3
+    old = _with_processes(doc, rng)
+    new = _with_processes(doc, rng, scale={("tvm", "native"): 3.0})
     rows = {
         (r["workload"], r["threads"], r["backend"], r["path"]): r
         for r in compare_runs(ResultsDoc.from_json(old), ResultsDoc.from_json(new))
     }
     assert len(rows) == len(doc["records"])
-    assert rows[("tiny_same", 1, "tvm", "native")]["verdict"] == "slower"
-    assert rows[("tiny_same", 1, "tvm", "native")]["ratio"] == pytest.approx(3)
-    assert rows[("tiny_same", 1, "tf", "eager")]["verdict"] == "no significant change"
-    # the CLI's own 3-sample run can never show a significant change, and says so
-    three = compare_runs(ResultsDoc.from_json(doc), ResultsDoc.from_json(doc))
-    assert all(r["verdict"].startswith("too few samples") for r in three)
+    changed = rows[("tiny_same", 1, "tvm", "native")]
+    assert changed["verdict"] == "slower" and changed["processes"] == [3, 3]
+    assert changed["ratio"] == pytest.approx(3, rel=0.02)
+    # every other cell is the same distribution drawn again: an A/A pair
+    others = [r for k, r in rows.items() if k[2:] != ("tvm", "native")]
+    called = [r for r in others if r["verdict"] != "no significant change"]
+    assert len(called) <= 0.1 * len(others), called
+    # one process per side (a run with --repetitions 1, or an older file) is not tested
+    doc1 = json.loads(json.dumps(doc))
+    for r in doc1["records"]:
+        r.pop("process_samples_s", None)
+    single = compare_runs(ResultsDoc.from_json(doc1), ResultsDoc.from_json(doc1))
+    assert all(r["verdict"].startswith("too few processes (1 and 1") for r in single)
     paths = []
     for name, d in (("old.json", old), ("new.json", new)):
         paths.append(tmp_path / name)
         paths[-1].write_text(json.dumps(d))
     proc = convbench("compare", *map(str, paths), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "slower" in proc.stdout and "Mann-Whitney" in proc.stdout
+    assert "slower" in proc.stdout and "per-process medians" in proc.stdout
     bad = convbench("compare", str(paths[0]), str(tmp_path / "missing.json"), cwd=tmp_path)
     assert bad.returncode == 2 and "not a convbench results file" in bad.stderr
+    # two machines: shown side by side, no verdict unless asked
+    other = json.loads(json.dumps(new))
+    other["machine"]["cpu_model"] = "Some Other CPU"
+    paths[1].write_text(json.dumps(other))
+    proc = convbench("compare", *map(str, paths), cwd=tmp_path)
+    assert "different machines" in proc.stdout and "Some Other CPU" in proc.stdout
+    assert " slower" not in proc.stdout
+    proc = convbench("compare", *map(str, paths), "--across-machines", cwd=tmp_path)
+    assert "slower" in proc.stdout

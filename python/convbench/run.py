@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from .results.analysis import (
     layer_table,
 )
 from .results.document import ResultsDoc
-from .results.record import UNSTABLE_CV, Record
+from .results.record import UNSTABLE_CV, Record, pool_processes
 from .spec.conv import ConvSpec, ConvWorkload
 from .spec.model import ModelSpec, ModelWorkload, histogram_mismatch, model_workloads
 from .spec.workload import Workload
@@ -72,6 +73,7 @@ class RunOptions:
     partsearch: bool = False  # the model's prefixes instead of its blocks
     convs: bool = True  # the single convs of the shapes file
     layers: bool = True  # per-layer tables of every model cut
+    repetitions: int = 3  # each cell measured in this many fresh processes, interleaved
 
 
 class RunPlan:
@@ -104,6 +106,19 @@ class RunPlan:
             for t in self.options.threads:
                 for backend, path in self.paths_of(w):
                     yield Cell(w, t, backend, path)
+
+    def schedule(self) -> list[tuple[int, Cell]]:
+        """(repetition, cell) in the order they run: every cell once per repetition, a cell's
+        repetitions a whole pass apart, and the order of each pass after the first shuffled
+        (seeded), so that no cell always follows the same neighbour (google/benchmark's
+        random interleaving; pyperf's many processes)."""
+        cells = list(self.cells())
+        out: list[tuple[int, Cell]] = [(0, c) for c in cells]
+        for rep in range(1, self.options.repetitions):
+            order = list(cells)
+            random.Random(self.options.seed * 1000 + rep).shuffle(order)
+            out += [(rep, c) for c in order]
+        return out
 
 
 def measure_task(
@@ -173,6 +188,8 @@ class Runner:
         self.untuned_cuts: set[str] = set()
         self.graph_defs: dict[str, Path] = {}
         self.doc = ResultsDoc()
+        # each cell's process records, in the order cells were first measured
+        self.processes: dict[tuple[str, int, str, str], list[Record]] = {}
 
     # --- the results document -----------------------------------------------------------------
     def _header(self, target: str) -> dict[str, Any]:
@@ -199,6 +216,8 @@ class Runner:
                 "warmup_iters": o.config.warmup_iters,
                 "min_sample_s": o.config.min_sample_s,
                 "samples": o.config.samples,
+                "repetitions": o.repetitions,
+                "interleaving": "every cell once per repetition; passes after the first shuffled",
                 "rtol": o.rtol,
                 "seed": o.seed,
                 "tf_threads": "intra_op=threads, inter_op=1",
@@ -415,7 +434,8 @@ class Runner:
             return self.unfused.get(cell.workload.key)
         return self.kernels.get((cell.workload.key, cell.threads))
 
-    def measure(self, cell: Cell) -> Record | None:
+    def measure(self, cell: Cell, repetition: int = 0) -> Record | None:
+        """One process measuring one cell; the cell's record pools every process so far."""
         w = cell.workload
         plan: CpuPlan = plan_cpus(cell.threads, self.available)
         where = {
@@ -424,6 +444,7 @@ class Runner:
             "threads": cell.threads,
             "backend": cell.backend,
             "path": cell.path,
+            "repetition": repetition + 1,
         }
         if plan.oversubscribed:
             self._warn(
@@ -458,7 +479,9 @@ class Runner:
         if result is None:
             return None
         record = Record.from_json(result).with_peak(self.doc.peak_gflops(cell.threads))
-        self.doc.records.append(record)
+        key = (w.key, cell.threads, cell.backend, cell.path)
+        self.processes.setdefault(key, []).append(record)
+        self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
         self.reporter.record(record)
         self.save()
         return record
@@ -527,7 +550,8 @@ class Runner:
             workloads=[w.describe() for w in self.workloads],
         )
         self.save()
-        self.reporter.start(sum(1 for _ in self.plan.cells()), len(self.workloads))
+        schedule = self.plan.schedule()
+        self.reporter.start(len(schedule), len(self.workloads))
         self._warn_histogram()
         try:
             empty = self.build(cache)
@@ -536,8 +560,8 @@ class Runner:
                 self.measure_overhead(empty)
             for w in self.workloads:
                 self.check(w)
-            for cell in self.plan.cells():
-                self.measure(cell)
+            for repetition, cell in schedule:
+                self.measure(cell, repetition)
             if self.options.layers:
                 for mw in self.plan.models:
                     for t in self.options.threads:

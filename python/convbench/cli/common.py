@@ -119,6 +119,14 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="... and at least this many warm-up calls, however long a call takes (10)",
     )
+    p.add_argument(
+        "--repetitions",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="measure each cell in N fresh processes, interleaved with the other cells; "
+        "statistics pool them and compare tests their medians (3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
         "--cache-dir",
@@ -177,6 +185,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
             warmup_iters=args.warmup_iters,
         ),
         seed=args.seed,
+        repetitions=args.repetitions,
         cache_dir=args.cache_dir,
         cell_timeout_s=args.cell_timeout,
         **extra,

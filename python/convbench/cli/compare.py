@@ -1,8 +1,10 @@
 """`convbench compare OLD.json NEW.json`: the cells two runs have in common, side by side.
 
-Each matched cell's per-sample times are compared with a two-sided Mann-Whitney U test (as
-google/benchmark's compare.py does): a change is reported only when it is significant at `alpha`,
-so run-to-run noise does not read as a regression.
+Each matched cell's per-process medians (independent values; `--repetitions` sets how many a run
+has) are compared with Welch's t-test on their logarithms: a change is reported only when it is
+significant at `alpha` and larger than `--min-change`, so run-to-run noise does not read as a
+regression. The machine of each file is named; two files from different machines are shown side
+by side without a significance verdict unless `--across-machines` asks for one.
 """
 
 from __future__ import annotations
@@ -28,14 +30,33 @@ def compare_main(argv: list[str]) -> int:
         "--alpha",
         type=positive_float,
         default=0.05,
-        help="significance level of the Mann-Whitney U test (0.05)",
+        help="significance level of the test (0.05)",
+    )
+    p.add_argument(
+        "--min-change",
+        type=positive_float,
+        default=0.02,
+        help="smallest relative change that is called a change (0.02)",
+    )
+    p.add_argument(
+        "--across-machines",
+        action="store_true",
+        help="test for changes even when the two files come from different machines",
     )
     args = p.parse_args(argv)
     console, err = consoles()
     old, new = read_results(args.old, err), read_results(args.new, err)
     if old is None or new is None:
         return 2
-    rows = compare_runs(old, new, args.alpha)
+    machines = [doc.header.get("machine", {}) for doc in (old, new)]
+    names = [f"{m.get('cpu_model', '?')} ({m.get('llvm_cpu', '?')})" for m in machines]
+    for label, path, name in zip(("old", "new"), (args.old, args.new), names, strict=True):
+        console.print(f"{label}: {path} on {name}", highlight=False)
+    rows = compare_runs(old, new, args.alpha, args.min_change)
+    if names[0] != names[1] and not args.across_machines:
+        for r in rows:
+            r["p_value"] = None
+            r["verdict"] = "different machines: no test (--across-machines)"
     n_old, n_new = len(old.records), len(new.records)
     console.print(compare_table(rows, n_old - len(rows), n_new - len(rows)))
     return 0

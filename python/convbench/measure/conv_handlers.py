@@ -177,9 +177,14 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
             per_call = (time.perf_counter() - t0) / calls
             budget = config.samples * config.min_sample_s
             n_calls = int(min(max(budget / per_call, config.samples), 50 * config.samples, 5000))
+            n_calls = max(n_calls, config.samples)  # at least one call per sample
+            # The process's CPU time over the wall time of the profiled calls: how many cores
+            # the calls kept busy (oneDNN's own times carry no CPU clock).
+            c0, w0 = time.process_time(), time.perf_counter()
             for _ in range(n_calls):
                 libc.printf(b"%s", mark)
                 fn()
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
             libc.fflush(None)
         finally:
             os.dup2(saved, 1)
@@ -207,6 +212,8 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
         calls_profiled=len(times),
         # the plain median over every profiled call, as ONEDNN_VERBOSE alone would give it
         verbose_median_s=statistics.median(times),
+        cpu_s=cpu / n_calls,
+        parallelism=cpu / wall if wall > 0 else None,
     )
 
 

@@ -37,10 +37,11 @@ def other_threads_cpus() -> list[list[int]]:
 
 def make_record(task: MeasureTask, timing: Timing, **extra: Any) -> Record:
     """The record of `task` measured as `timing`; `extra`: the path's own fields (pinning,
-    pool size, oneDNN's primitives)."""
+    pool size, oneDNN's primitives), or figures the path measures its own way (tf/kernel's
+    CPU time and parallelism, read around the profiled calls)."""
     w = task.workload
     s = timing.summary
-    return Record(
+    fields: dict[str, Any] = dict(
         workload=w.name,
         kind=w.kind,
         backend=task.backend,
@@ -68,5 +69,6 @@ def make_record(task: MeasureTask, timing: Timing, **extra: Any) -> Record:
         other_threads_cpus=other_threads_cpus(),
         schedule=task.schedule,
         tuned=task.tuned,
-        **extra,
     )
+    fields.update(extra)
+    return Record(**fields)

@@ -335,7 +335,8 @@ def print_model_report(doc: ResultsDoc, console: Console) -> None:
 
 def compare_table(rows: list[dict[str, Any]], only_a: int, only_b: int) -> Table:
     t = table(
-        f"new / old per cell (Mann-Whitney U); cells only in old: {only_a}, only in new: {only_b}",
+        f"new / old per cell (Welch's t on per-process medians); cells only in old: {only_a}, "
+        f"only in new: {only_b}",
         (
             "workload",
             "batch",

@@ -1,14 +1,11 @@
-"""`convbench compare OLD.json NEW.json`: the same cells of two runs, side by side.
-
-Each matched cell's per-sample times are compared with a two-sided Mann-Whitney U test (as
-google/benchmark's compare.py does): a change is reported only when it is significant at `alpha`,
-so run-to-run noise does not read as a regression.
-"""
+"""Two runs' common cells side by side, with a significance test on values that are independent
+(one median per process), so run-to-run noise does not read as a regression."""
 
 from __future__ import annotations
 
-from math import comb
 from typing import Any
+
+import numpy as np
 
 from .document import ResultsDoc
 from .record import Record
@@ -22,24 +19,35 @@ def _index(doc: ResultsDoc) -> dict[Key, Record]:
     return {(r.workload, r.batch, r.threads, r.backend, r.path): r for r in doc.records}
 
 
-def compare_runs(old: ResultsDoc, new: ResultsDoc, alpha: float = 0.05) -> list[dict[str, Any]]:
-    """One row per cell present in both runs: medians, ratio new/old, p-value, verdict."""
-    from scipy.stats import mannwhitneyu
+def compare_runs(
+    old: ResultsDoc, new: ResultsDoc, alpha: float = 0.05, min_change: float = 0.02
+) -> list[dict[str, Any]]:
+    """One row per cell present in both runs: medians, ratio new/old, p-value, verdict.
+
+    The test is on the per-process medians of each cell (Welch's t-test on their logarithms):
+    they are independent, while the samples inside one process are not, and a test on those
+    calls nearly every cell of an A/A pair changed. A cell needs at least two processes on each
+    side (`--repetitions`); the row says how many it had. A change smaller than `min_change`
+    (as asv's factor) is not called, however small its p-value: a 1% shift between two runs is
+    machine drift, not a regression of the code."""
+    from scipy.stats import ttest_ind
 
     a, b = _index(old), _index(new)
     rows = []
     for key in [k for k in a if k in b]:
         ra, rb = a[key], b[key]
-        xa, xb = ra.wall_samples_s or [], rb.wall_samples_s or []
+        xa, xb = ra.process_medians_s, rb.process_medians_s
         p = None
-        # The smallest two-sided p the test can give is 2 / C(n1 + n2, n1): with fewer samples
-        # than that allows (3 and 3 give 0.1), no change could ever be called significant.
-        if len(xa) >= 2 and len(xb) >= 2 and 2 / comb(len(xa) + len(xb), len(xa)) <= alpha:
-            p = float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+        if len(xa) >= 2 and len(xb) >= 2 and min(xa + xb) > 0:
+            la, lb = np.log(xa), np.log(xb)
+            if np.ptp(la) == 0 and np.ptp(lb) == 0:
+                p = 1.0 if la[0] == lb[0] else 0.0
+            else:
+                p = float(ttest_ind(la, lb, equal_var=False).pvalue)
         ratio = rb.median_s / ra.median_s if ra.median_s > 0 else float("nan")
         if p is None:
-            verdict = f"too few samples for alpha={alpha:g}"
-        elif p >= alpha:
+            verdict = f"too few processes ({len(xa)} and {len(xb)}; 2 each needed)"
+        elif p >= alpha or abs(np.log(ratio)) < np.log1p(min_change):
             verdict = "no significant change"
         else:
             verdict = "slower" if ratio > 1 else "faster"
@@ -54,6 +62,7 @@ def compare_runs(old: ResultsDoc, new: ResultsDoc, alpha: float = 0.05) -> list[
                 "new_median_s": rb.median_s,
                 "ratio": ratio,
                 "p_value": p,
+                "processes": [len(xa), len(xb)],
                 "verdict": verdict,
                 "unstable": ra.unstable or rb.unstable,
             }

@@ -9,10 +9,14 @@ computed from the fields, never stored apart from them. The JSON form is the res
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["UNSTABLE_CV", "Record"]
+import numpy as np
+
+__all__ = ["UNSTABLE_CV", "Record", "pool_processes"]
 
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 
@@ -28,8 +32,10 @@ _OPTIONAL = (
     "schedule",
     "tuned",
     "inconsistent",
+    "repetitions",
+    "process_samples_s",
 )
-_DERIVED = ("pct_peak", "unstable")
+_DERIVED = ("pct_peak", "unstable", "process_medians_s", "cv_within", "cv_between")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class Record:
     tuned: bool | None = None
     peak_gflops: float | None = None  # the measured fp32 peak at this thread count
     inconsistent: str | None = None  # why a cross-check rejects this figure (left out of tables)
+    repetitions: int | None = None  # processes that measured this cell (samples pooled)
+    process_samples_s: list[list[float]] | None = None  # each process's samples, in run order
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
 
     # --- derived -----------------------------------------------------------------------------
@@ -92,6 +100,26 @@ class Record:
     def unstable(self) -> bool:
         return self.cv is not None and self.cv >= UNSTABLE_CV
 
+    @property
+    def process_medians_s(self) -> list[float]:
+        """Each process's median: the independent values (samples of one process are not)."""
+        if not self.process_samples_s:
+            return [self.median_s] if self.median_s is not None else []
+        return [float(np.median(s)) for s in self.process_samples_s]
+
+    @property
+    def cv_within(self) -> float | None:
+        """The spread inside a process: the mean of the processes' CVs."""
+        groups = self.process_samples_s or ([self.wall_samples_s] if self.wall_samples_s else [])
+        cvs = [_cv(s) for s in groups if len(s) > 1]
+        return float(np.mean(cvs)) if cvs else None
+
+    @property
+    def cv_between(self) -> float | None:
+        """The spread between processes: the CV of the processes' medians (None for one)."""
+        medians = self.process_medians_s
+        return _cv(medians) if len(medians) > 1 else None
+
     def with_peak(self, peak_gflops: float | None) -> Record:
         return dataclasses.replace(self, peak_gflops=peak_gflops)
 
@@ -111,6 +139,10 @@ class Record:
         out["pct_peak"] = self.pct_peak
         if self.unstable:
             out["unstable"] = True
+        if self.process_samples_s:
+            out["process_medians_s"] = self.process_medians_s
+            out["cv_within"] = self.cv_within
+            out["cv_between"] = self.cv_between
         out.update(self.extra)
         return out
 
@@ -127,3 +159,59 @@ class Record:
                 if f.default is dataclasses.MISSING:
                     known[f.name] = None
         return cls(**known, extra=extra)
+
+
+def _cv(values: Sequence[float]) -> float:
+    mean = float(np.mean(values))
+    return float(np.std(values, ddof=1)) / mean if mean > 0 and len(values) > 1 else 0.0
+
+
+def pool_processes(records: Sequence[Record]) -> Record:
+    """One record of a cell from the records of the processes that measured it (repetitions):
+    statistics over every sample of every process, each process's samples kept, and the spread
+    within and between processes derived from them."""
+    if not records:
+        raise ValueError("no record to pool")
+    first = records[0]
+    if len(records) == 1 and first.process_samples_s is None:
+        return dataclasses.replace(first, process_samples_s=[list(first.wall_samples_s)])
+    groups = [list(r.wall_samples_s) for r in records]
+    pooled = np.asarray([t for g in groups for t in g], dtype=float)
+    median = float(np.median(pooled))
+    mean = float(np.mean(pooled))
+    std = float(np.std(pooled, ddof=1)) if pooled.size > 1 else 0.0
+
+    def med(values: list[Any]) -> Any:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    def mean_of(values: list[Any]) -> Any:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    other_cpus = sorted({tuple(c) for r in records for c in r.other_threads_cpus})
+    return dataclasses.replace(
+        first,
+        samples=int(pooled.size),
+        iters_per_sample=med([r.iters_per_sample for r in records]),
+        median_s=median,
+        min_s=float(pooled.min()),
+        mean_s=mean,
+        stddev_s=std,
+        cv=std / mean if mean > 0 else 0.0,
+        p10_s=float(np.percentile(pooled, 10)),
+        p90_s=float(np.percentile(pooled, 90)),
+        max_s=float(pooled.max()),
+        cpu_s=med([r.cpu_s for r in records]),
+        thread_cpu_s=med([r.thread_cpu_s for r in records]),
+        parallelism=mean_of([r.parallelism for r in records]),
+        gflops=first.gflops * first.median_s / median if first.gflops and median > 0 else None,
+        cpu_migrated=any(r.cpu_migrated for r in records),
+        wall_samples_s=[float(t) for t in pooled],
+        other_threads_cpus=[list(c) for c in other_cpus],
+        pinned=None if first.pinned is None else all(bool(r.pinned) for r in records),
+        calls_profiled=sum(r.calls_profiled or 0 for r in records) or None,
+        verbose_median_s=med([r.verbose_median_s for r in records]),
+        repetitions=len(records),
+        process_samples_s=groups,
+    )
