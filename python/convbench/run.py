@@ -26,7 +26,7 @@ from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name
 from .build.tuning_db import TuningDatabase
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
-from .measure.pool import WORKER_ENV, WorkerError, run_worker
+from .measure.pool import WORKER_ENV, WorkerError, Workers, run_worker
 from .measure.tasks import CheckTask, GraphDefTask, LayersTask, MeasureTask, OverheadTask
 from .native.harness import RunConfig
 from .native.peak import PeakCache
@@ -74,6 +74,7 @@ class RunOptions:
     convs: bool = True  # the single convs of the shapes file
     layers: bool = True  # per-layer tables of every model cut
     repetitions: int = 3  # each cell measured in this many fresh processes, interleaved
+    fork: bool = True  # processes forked from a server that imported TF and TVM once
 
 
 class RunPlan:
@@ -190,6 +191,8 @@ class Runner:
         self.doc = ResultsDoc()
         # each cell's process records, in the order cells were first measured
         self.processes: dict[tuple[str, int, str, str], list[Record]] = {}
+        self.workers = Workers(options.cell_timeout_s, fork=options.fork)
+        self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
 
     # --- the results document -----------------------------------------------------------------
     def _header(self, target: str) -> dict[str, Any]:
@@ -217,6 +220,11 @@ class Runner:
                 "min_sample_s": o.config.min_sample_s,
                 "samples": o.config.samples,
                 "repetitions": o.repetitions,
+                "processes": "forked from a server that imported TF and TVM once, a new server "
+                "for every repetition (a task that needs TF's load-time environment: a fresh "
+                "interpreter)"
+                if o.fork
+                else "a fresh interpreter per cell",
                 "interleaving": "every cell once per repetition; passes after the first shuffled",
                 "rtol": o.rtol,
                 "seed": o.seed,
@@ -243,7 +251,7 @@ class Runner:
     def _worker(self, task: Any, stage: str, where: dict[str, Any]) -> dict[str, Any] | None:
         """Runs a task; a failure is recorded as an error of `stage` and gives None."""
         try:
-            return run_worker(task, self.options.cell_timeout_s)
+            return self.workers.run(task)
         except WorkerError as e:
             self._error(stage, where, str(e))
             return None
@@ -481,6 +489,7 @@ class Runner:
         record = Record.from_json(result).with_peak(self.doc.peak_gflops(cell.threads))
         key = (w.key, cell.threads, cell.backend, cell.path)
         self.processes.setdefault(key, []).append(record)
+        self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
         self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
         self.reporter.record(record)
         self.save()
@@ -560,7 +569,11 @@ class Runner:
                 self.measure_overhead(empty)
             for w in self.workloads:
                 self.check(w)
+            current = 0
             for repetition, cell in schedule:
+                if repetition != current:  # a new server: a fresh address layout per pass
+                    self.workers.restart()
+                    current = repetition
                 self.measure(cell, repetition)
             if self.options.layers:
                 for mw in self.plan.models:
@@ -568,8 +581,16 @@ class Runner:
                         self.layers(mw, t)
             self.doc.header["complete"] = True
         finally:
+            self.workers.close()
             self.summarize()
             self.doc.header["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             self.doc.duration_s = time.perf_counter() - t0
+            self.doc.extra["time"] = {
+                "wall_s": self.doc.duration_s,
+                "timed_loops_s": self.timed_s,
+                "timed_share": self.timed_s / self.doc.duration_s,
+                "processes_forked": self.workers.forked,
+                "processes_spawned": self.workers.spawned,
+            }
             self.save()
         return self.doc

@@ -24,6 +24,10 @@ SUBCOMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]](argv[1:])
-    return run_main(argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        return run_main(argv)
+    except KeyboardInterrupt:  # a second Ctrl-C, after the run has saved what it measured
+        print("convbench: interrupted", file=sys.stderr)
+        return 130

@@ -127,6 +127,13 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         help="measure each cell in N fresh processes, interleaved with the other cells; "
         "statistics pool them and compare tests their medians (3)",
     )
+    p.add_argument(
+        "--no-fork-server",
+        dest="fork",
+        action="store_false",
+        help="a fresh interpreter for every cell instead of a child of a fork server that "
+        "imported TF and TVM once (slower; the same pools and pinning)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
         "--cache-dir",
@@ -186,6 +193,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
         ),
         seed=args.seed,
         repetitions=args.repetitions,
+        fork=args.fork,
         cache_dir=args.cache_dir,
         cell_timeout_s=args.cell_timeout,
         **extra,
