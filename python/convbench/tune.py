@@ -115,6 +115,10 @@ def run_metaschedule(
             database=db,
             num_tuning_cores=len(os.sched_getaffinity(0)),
             seed=0,
+            # MetaSchedule's 30 s default fails every candidate of a tiny workload when the
+            # machine is busy (a build that waits for a core is not a broken build)
+            builder=ms.builder.LocalBuilder(timeout_sec=600),
+            runner=ms.runner.LocalRunner(timeout_sec=600),
         )
     finally:
         if saved is None:
