@@ -19,6 +19,7 @@ LAYERS = {
     "version": 0,
     "paths": 0,
     "cpus": 0,
+    "host": 0,
     "spec": 0,
     "build": 1,
     "native": 1,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "ALL_PATHS",
     "BACKENDS",
+    "COLD_PATHS",
     "MODEL_PATHS",
     "PATHS",
     "RUNGS",
@@ -220,6 +221,11 @@ def wraps(backend: str) -> dict[str, str]:
         for r in RUNGS
         if r.backend == backend and "conv" in r.kinds and r.wraps is not None
     }
+
+
+# The rungs that can run with cold caches (`--cache cold`): the ones whose loop can rotate
+# through copies of the call's arrays.
+COLD_PATHS: tuple[tuple[str, str], ...] = (("tvm", "native"), ("tf", "kernel"), ("tf", "eager"))
 
 
 def partsearch_paths() -> tuple[tuple[str, str], ...]:

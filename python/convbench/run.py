@@ -26,11 +26,19 @@ from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name
 from .build.tuning_db import TuningDatabase
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
+from .host import state, state_warnings
 from .measure.pool import WORKER_ENV, WorkerError, Workers, run_worker
-from .measure.tasks import CheckTask, GraphDefTask, LayersTask, MeasureTask, OverheadTask
+from .measure.tasks import (
+    CheckTask,
+    GraphDefTask,
+    LayersTask,
+    MeasureTask,
+    OverheadTask,
+    PeakTask,
+)
 from .native.harness import RunConfig
 from .native.peak import PeakCache
-from .paths import ALL_PATHS, MODEL_PATHS, PATHS
+from .paths import ALL_PATHS, COLD_PATHS, MODEL_PATHS, PATHS
 from .report.live import NullReporter, Reporter
 from .results.analysis import (
     conv_prediction,
@@ -55,6 +63,7 @@ class Cell:
     threads: int
     backend: str
     path: str
+    cache: str = "warm"
 
 
 @dataclass
@@ -74,6 +83,7 @@ class RunOptions:
     convs: bool = True  # the single convs of the shapes file
     layers: bool = True  # per-layer tables of every model cut
     repetitions: int = 3  # each cell measured in this many fresh processes, interleaved
+    caches: tuple[str, ...] = ("warm",)  # and/or "cold": conv cells on arrays not in cache
     fork: bool = True  # processes forked from a server that imported TF and TVM once
 
 
@@ -104,9 +114,14 @@ class RunPlan:
 
     def cells(self) -> Iterator[Cell]:
         for w in self.workloads:
-            for t in self.options.threads:
-                for backend, path in self.paths_of(w):
-                    yield Cell(w, t, backend, path)
+            for cache in self.options.caches:
+                if cache == "cold" and w.kind != "conv":
+                    continue  # a model cut streams its weights: cold by nature
+                for t in self.options.threads:
+                    for backend, path in self.paths_of(w):
+                        if cache == "cold" and (backend, path) not in COLD_PATHS:
+                            continue
+                        yield Cell(w, t, backend, path, cache)
 
     def schedule(self) -> list[tuple[int, Cell]]:
         """(repetition, cell) in the order they run: every cell once per repetition, a cell's
@@ -132,6 +147,7 @@ def measure_task(
     kernel: BuiltKernel | Path | None = None,
     available: list[int] | None = None,
     graph_def: Path | None = None,
+    cache: str = "warm",
 ) -> MeasureTask:
     """The task that measures one cell, its threads planned on the available CPUs."""
     plan = plan_cpus(threads, available)
@@ -149,6 +165,7 @@ def measure_task(
         graph_def=str(graph_def) if graph_def is not None else None,
         schedule=built.schedule if built else None,
         tuned=(built.tuned_from is not None) if built else None,
+        cache=cache,
     )
 
 
@@ -190,8 +207,9 @@ class Runner:
         self.graph_defs: dict[str, Path] = {}
         self.doc = ResultsDoc()
         # each cell's process records, in the order cells were first measured
-        self.processes: dict[tuple[str, int, str, str], list[Record]] = {}
+        self.processes: dict[tuple[str, int, str, str, str], list[Record]] = {}
         self.workers = Workers(options.cell_timeout_s, fork=options.fork)
+        self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
 
     # --- the results document -----------------------------------------------------------------
@@ -209,6 +227,7 @@ class Runner:
                 "cpus_available": self.available,
                 "cores": len(self.available),
                 "platform": platform.platform(),
+                "state": self.machine_state,
             },
             "libraries": library_versions(),
             "tvm_target": target,
@@ -220,6 +239,7 @@ class Runner:
                 "min_sample_s": o.config.min_sample_s,
                 "samples": o.config.samples,
                 "repetitions": o.repetitions,
+                "caches": list(o.caches),
                 "processes": "forked from a server that imported TF and TVM once, a new server "
                 "for every repetition (a task that needs TF's load-time environment: a fresh "
                 "interpreter)"
@@ -364,14 +384,28 @@ class Runner:
 
     # --- machine: peak and the harness's floor ------------------------------------------------
     def measure_peaks(self, cache: KernelCache) -> None:
+        """The fp32 roof per thread count: the machine's cached figure (a long probe, taken
+        once), and a short probe in a worker of this run, to catch a machine that is not what
+        it was (another load, a clock cap): a drift of more than 10% is warned about."""
         peaks = PeakCache(cache.root / "peak.json")
         for t in self.options.threads:
             try:
-                self.doc.peak[str(t)] = peaks.get(t)
+                entry = peaks.get(t)
             except Exception as e:
                 self._error("peak", {"threads": t}, f"{type(e).__name__}: {e}")
                 continue
-            self.reporter.peak(t, self.doc.peak[str(t)])
+            now = self._worker(PeakTask(cpus=entry["cpus"]), "peak", {"threads": t})
+            if now is not None:
+                drift = now["gflops"] / entry["gflops"] - 1
+                entry = {**entry, "this_run_gflops": now["gflops"], "drift": drift}
+                if abs(drift) > 0.10:
+                    self._warn(
+                        f"the fp32 peak at {t} thread(s) measures {now['gflops']:.1f} GFLOP/s now "
+                        f"against {entry['gflops']:.1f} cached ({drift:+.0%}): the machine is "
+                        "not in the state its peak was measured in (%peak uses the cached figure)"
+                    )
+            self.doc.peak[str(t)] = entry
+            self.reporter.peak(t, entry)
         self.save()
 
     def measure_overhead(self, empty: BuiltKernel) -> None:
@@ -454,6 +488,8 @@ class Runner:
             "path": cell.path,
             "repetition": repetition + 1,
         }
+        if cell.cache != "warm":
+            where["cache"] = cell.cache
         if plan.oversubscribed:
             self._warn(
                 f"{cell.threads} threads on {plan.available} available CPUs: cells with "
@@ -482,12 +518,13 @@ class Runner:
             k,
             self.available,
             graph_def,
+            cell.cache,
         )
         result = self._worker(task, "measure", where)
         if result is None:
             return None
         record = Record.from_json(result).with_peak(self.doc.peak_gflops(cell.threads))
-        key = (w.key, cell.threads, cell.backend, cell.path)
+        key = (w.key, cell.threads, cell.backend, cell.path, cell.cache)
         self.processes.setdefault(key, []).append(record)
         self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
         self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
@@ -553,6 +590,7 @@ class Runner:
 
     def run(self) -> ResultsDoc:
         t0 = time.perf_counter()
+        self.machine_state = state(self.available)
         cache = KernelCache(self.options.cache_dir, tuning=TuningDatabase(self.options.tuning_dirs))
         self.doc = ResultsDoc(
             header=self._header(str(cache.target)),
@@ -562,6 +600,8 @@ class Runner:
         schedule = self.plan.schedule()
         self.reporter.start(len(schedule), len(self.workloads))
         self._warn_histogram()
+        for message in state_warnings(self.machine_state, self.available):
+            self._warn(message)
         try:
             empty = self.build(cache)
             self.measure_peaks(cache)

@@ -1,4 +1,5 @@
 // The timing loop as a Python callable's driver, statistics, the FMA peak and thread pinning.
+#include "fpenv.h"
 #include "affinity.h"
 #include "bind_common.h"
 #include "peak.h"
@@ -32,6 +33,8 @@ void BindTiming(py::module_& m) {
   m.def("process_thread_affinities", &ProcessThreadAffinities);
   m.def("current_cpu", &CurrentCpu);
   m.def("current_thread_id", &CurrentThreadId);
+  m.def("set_flush_denormals", &SetFlushDenormals, py::arg("on"));
+  m.def("flush_denormals", &FlushDenormals);
 
   // `run_n(n)` is a Python callable making n calls in a loop of its own (Python or Cython); the
   // warm-up, calibration, clocks and statistics are the C++ ones every path shares. GIL held.

@@ -92,6 +92,24 @@ void BindTvm(py::module_& m) {
              k.Call(views);
            });
   BindTimeArrays(tvmkernel_class);
+  tvmkernel_class.def(
+      "time_rotating",
+      [](const TvmKernel& k, const std::vector<py::sequence>& sets, double warmup_s,
+         double min_sample_s, int samples, std::int64_t max_iters, std::int64_t warmup_iters) {
+        std::vector<std::vector<ArrayView>> views;
+        views.reserve(sets.size());
+        for (const auto& s : sets) views.push_back(ToViews(s));
+        RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters, warmup_iters);
+        Measurement m;
+        {
+          py::gil_scoped_release release;
+          m = k.TimeRotating(views, c);
+        }
+        return ToDict(m);
+      },
+      py::arg("sets"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30,
+      py::arg("warmup_iters") = 10);
 
   // A Relax VM executable: `inputs` are the entry's arguments, `output` the one tensor it returns
   // (copied into the caller's array by `call`; dropped after each call by `time`).

@@ -122,6 +122,35 @@ void TvmKernel::Call(const std::vector<ArrayView>& args) const {
   }
 }
 
+Measurement TvmKernel::TimeRotating(const std::vector<std::vector<ArrayView>>& sets,
+                                    const RunConfig& config) const {
+  if (sets.empty()) throw std::invalid_argument("time_rotating needs at least one set of arrays");
+  for (const auto& args : sets) Check(args);
+  std::vector<std::vector<DLTensor>> tensors;
+  tensors.reserve(sets.size());
+  for (const auto& args : sets) tensors.push_back(ToDLTensors(args));
+  std::vector<std::vector<tvm::ffi::AnyView>> packed(sets.size());
+  for (std::size_t s = 0; s < sets.size(); ++s) {
+    packed[s].resize(tensors[s].size());
+    for (std::size_t i = 0; i < tensors[s].size(); ++i) packed[s][i] = &tensors[s][i];
+  }
+  const auto num_args = static_cast<int32_t>(packed[0].size());
+  const tvm::ffi::Function& f = function_;
+  tvm::ffi::Any result;
+  std::size_t next = 0;
+  const std::size_t n_sets = packed.size();
+  try {
+    return TimeLoop(
+        [&] {
+          f.CallPacked(packed[next].data(), num_args, &result);
+          next = next + 1 == n_sets ? 0 : next + 1;
+        },
+        config);
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error("TVM kernel '" + path_ + "' failed while timed: " + e.message());
+  }
+}
+
 Measurement TvmKernel::Time(const std::vector<ArrayView>& args, const RunConfig& config) const {
   Check(args);
   std::vector<DLTensor> tensors = ToDLTensors(args);

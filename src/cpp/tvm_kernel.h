@@ -50,6 +50,10 @@ class TvmKernel {
   void Call(const std::vector<ArrayView>& args) const;
   // Check, then the timing loop around the bare packed call.
   Measurement Time(const std::vector<ArrayView>& args, const RunConfig& config) const;
+  // The same loop over several sets of arrays, call i on set i % sets.size(): with enough sets
+  // (more bytes than the last-level cache holds) every call starts with cold caches.
+  Measurement TimeRotating(const std::vector<std::vector<ArrayView>>& sets,
+                           const RunConfig& config) const;
 
  private:
   std::vector<DLTensor> ToDLTensors(const std::vector<ArrayView>& args) const;

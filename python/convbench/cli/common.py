@@ -82,6 +82,13 @@ def non_negative_int(text: str) -> int:
     return v
 
 
+def cache_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    if not modes or set(modes) - {"warm", "cold"}:
+        raise argparse.ArgumentTypeError(f"expected warm, cold or warm,cold, got {text!r}")
+    return modes
+
+
 def paths_arg(text: str) -> tuple[tuple[str, str], ...]:
     try:
         return parse_paths(text)
@@ -126,6 +133,15 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="measure each cell in N fresh processes, interleaved with the other cells; "
         "statistics pool them and compare tests their medians (3)",
+    )
+    p.add_argument(
+        "--cache",
+        type=cache_modes,
+        default=("warm",),
+        metavar="MODES",
+        help="warm (the same arrays every call), cold (each call on copies of the arrays that "
+        "together exceed the last-level cache: tvm/native, tf/kernel, tf/eager of single "
+        "convs), or warm,cold (warm)",
     )
     p.add_argument(
         "--no-fork-server",
@@ -194,6 +210,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
         seed=args.seed,
         repetitions=args.repetitions,
         fork=args.fork,
+        caches=args.cache,
         cache_dir=args.cache_dir,
         cell_timeout_s=args.cell_timeout,
         **extra,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -74,6 +75,7 @@ def tf_conv_callables(
     weight: np.ndarray,
     paths: tuple[str, ...] = TF_PYTHON_PATHS,
     threads: int = 1,
+    copies: int = 1,
 ) -> dict[str, Callable[[], Any]]:
     """Zero-argument callables, one per TF Python path, each running the conv on `data`/`weight`.
 
@@ -81,7 +83,8 @@ def tf_conv_callables(
     session: tf.compat.v1 Session.run with the input fed through feed_dict and the output fetched,
     the runner the research log suspected. session-feedless: the same graph with input and
     weights held in variables, so nothing is fed (variables, not constants, so that grappler
-    cannot fold the conv away).
+    cannot fold the conv away). copies > 1 (a cold-cache cell, eager only): each call takes the
+    next of that many copies of data and weights, so none is in cache when its turn comes.
     """
     strides = [1, *w.spec.strides, 1]
     dilations = [1, *w.spec.dilation, 1]
@@ -91,6 +94,18 @@ def tf_conv_callables(
         return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)
 
     out: dict[str, Callable[[], Any]] = {}
+    if copies > 1:
+        if set(paths) - {"eager"}:
+            raise ValueError("only the eager path rotates through copies (cold cache)")
+        pairs = itertools.cycle(
+            [(tf.constant(data.copy()), tf.constant(weight.copy())) for _ in range(copies)]
+        )
+
+        def rotating() -> Any:
+            a, b = next(pairs)
+            return conv(a, b)
+
+        return {"eager": rotating}
     if "eager" in paths or "function" in paths:
         x, k = tf.constant(data), tf.constant(weight)
         out["eager"] = lambda: conv(x, k)

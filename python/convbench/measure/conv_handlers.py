@@ -18,6 +18,7 @@ from .. import _core
 from ..frameworks.numerics import relative_error
 from ..frameworks.onednn import MARK, parse_verbose, per_call_times
 from ..frameworks.tf_conv import configure_tf, tf_conv_callables, tf_reference
+from ..host import cold_copies
 from ..native.harness import (
     ConvKernel,
     EmptyKernel,
@@ -28,14 +29,15 @@ from ..native.harness import (
     time_run_n,
 )
 from ..native.tf_capi import tf_native_conv
-from ..paths import ladder_paths
+from ..paths import COLD_PATHS, ladder_paths
 from ..results.record import Record
 from ..spec.arrays import aligned_empty, conv_inputs
 from ..spec.conv import ConvWorkload
 from .process import make_record, pin_timing_thread, restrict_process
-from .tasks import CheckTask, MeasureTask, OverheadTask, TimeFuncTask
+from .tasks import CheckTask, MeasureTask, OverheadTask, PeakTask, TimeFuncTask
 
 __all__ = [
+    "peak",
     "check_conv",
     "measure_conv_tf",
     "measure_conv_tvm",
@@ -84,9 +86,20 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
         loop = CyLoop(kernel.native.function_handle, arrays, kernel.native)
         return time_run_n(loop.run_n, config)
     if path == "evaluator":
+        import time
+
         import tvm
+        import tvm_ffi
 
         mod = tvm.runtime.load_module(str(kernel.path))
+        # The very arrays the native loop times (no copies: a copy is other memory, placed and
+        # aligned otherwise), and the same warm-up, by count and by time, before TVM's loop.
+        tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
+        f = mod["main"]
+        t0, calls = time.perf_counter(), 0
+        while calls < config.warmup_iters or time.perf_counter() - t0 < config.warmup_s:
+            f(*tensors)
+            calls += 1
         evaluator = mod.time_evaluator(
             "main",
             tvm.cpu(0),
@@ -95,10 +108,25 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
             min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
             repeats_to_cooldown=0,
         )
-        results = list(evaluator(*(tvm.runtime.tensor(x) for x in arrays)).results)
+        results = list(evaluator(*tensors).results)
         # TVM reports wall time only: no CPU clocks for this path.
-        return Timing(0, results, [], [], -1, -1)
+        return Timing(0, results, [], [], -1, -1, calls)
     raise ValueError(f"unknown TVM path {path!r}")
+
+
+def _cold(task: MeasureTask, *arrays: np.ndarray) -> int:
+    """How many copies of a call's arrays a cold-cache cell rotates through (0: warm)."""
+    if task.cache != "cold":
+        return 0
+    if (task.backend, task.path) not in COLD_PATHS:
+        raise ValueError(f"{task.backend}/{task.path} has no cold-cache mode")
+    return cold_copies(sum(a.nbytes for a in arrays))
+
+
+def _fresh_copy(a: np.ndarray) -> np.ndarray:
+    out = aligned_empty(a.shape)
+    out[...] = a
+    return out
 
 
 def measure_conv_tvm(task: MeasureTask) -> Record:
@@ -111,6 +139,20 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     kernel = ConvKernel(task.kernel_path, w)
     data, weight = conv_inputs(w, task.seed)
     out = kernel.new_output()
+    copies = _cold(task, data, weight, out)
+    if copies:
+        sets = [
+            [_fresh_copy(data), _fresh_copy(weight), kernel.new_output()] for _ in range(copies)
+        ]
+        timing = Timing.from_native(kernel.native.time_rotating(sets, **task.config.kwargs()))
+        return make_record(
+            task,
+            timing,
+            **pin,
+            pool_threads=_core.tvm_num_threads(),
+            cache="cold",
+            cold_copies=copies,
+        )
     timing = tvm_path_timer(task.path, kernel, [data, weight, out], task.config)
     return make_record(task, timing, **pin, pool_threads=_core.tvm_num_threads())
 
@@ -124,10 +166,15 @@ def measure_conv_tf(task: MeasureTask) -> Record:
     w = task.workload
     tf = configure_tf(task.threads)
     data, weight = conv_inputs(w, task.seed)
-    fn = tf_conv_callables(tf, w, data, weight, (task.path,), task.threads)[task.path]
+    copies = _cold(task, data, weight, aligned_empty(w.output_shape))
+    fn = tf_conv_callables(tf, w, data, weight, (task.path,), task.threads, copies=max(copies, 1))[
+        task.path
+    ]
     fn()  # TF creates its pools now, from this still unpinned thread (threads inherit its mask)
     pin = pin_timing_thread(task.cpus)
     timing = time_callable(fn, task.config)
+    if copies:
+        return make_record(task, timing, **pin, cache="cold", cold_copies=copies)
     return make_record(task, timing, **pin)
 
 
@@ -157,7 +204,8 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
     config = task.config
     tf = configure_tf(task.threads)
     data, weight = conv_inputs(w, task.seed)
-    fn = tf_conv_callables(tf, w, data, weight, ("eager",))["eager"]
+    copies = _cold(task, data, weight, aligned_empty(w.output_shape))
+    fn = tf_conv_callables(tf, w, data, weight, ("eager",), copies=max(copies, 1))["eager"]
     fn()  # pools created before the pinning, as above
     pin = pin_timing_thread(task.cpus)
     libc = ctypes.CDLL(None)
@@ -214,6 +262,8 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
         verbose_median_s=statistics.median(times),
         cpu_s=cpu / n_calls,
         parallelism=cpu / wall if wall > 0 else None,
+        cache="cold" if copies else None,
+        cold_copies=copies or None,
     )
 
 
@@ -252,6 +302,12 @@ def overhead(task: OverheadTask) -> dict[str, Any]:
             "iters_per_sample": timing.iters_per_sample,
         }
     return {"per_call_s": paths["native"]["per_call_s"], "paths": paths, **pin}
+
+
+def peak(task: PeakTask) -> dict[str, Any]:
+    """The fp32 FMA roof, measured in a process of its own (nothing else runs beside it)."""
+    restrict_process(sorted(set(task.cpus)))
+    return dict(_core.measure_peak(list(task.cpus), task.seconds, task.repeats))
 
 
 def time_func(task: TimeFuncTask) -> dict[str, Any]:

@@ -15,8 +15,11 @@ __all__ = ["make_record", "other_threads_cpus", "pin_timing_thread", "restrict_p
 
 
 def restrict_process(cpus: list[int]) -> None:
-    """Threads created from here on (TF's pools, TVM's workers) inherit this mask."""
+    """Threads created from here on (TF's pools, TVM's workers) inherit this CPU mask, and
+    flush-to-zero and denormals-are-zero (MXCSR is inherited too): TF sets both in its threads,
+    so both frameworks compute with the same denormal handling."""
     os.sched_setaffinity(0, set(cpus))
+    _core.set_flush_denormals(True)
 
 
 def pin_timing_thread(cpus: list[int]) -> dict[str, Any]:
@@ -24,7 +27,11 @@ def pin_timing_thread(cpus: list[int]) -> dict[str, Any]:
     so every thread pool must exist before this is called."""
     _core.pin_current_thread([cpus[0]])
     applied = _core.current_thread_affinity()
-    return {"timing_thread_cpus": applied, "pinned": applied == [cpus[0]]}
+    return {
+        "timing_thread_cpus": applied,
+        "pinned": applied == [cpus[0]],
+        "flush_denormals": _core.flush_denormals(),
+    }
 
 
 def other_threads_cpus() -> list[list[int]]:

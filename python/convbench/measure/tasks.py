@@ -20,6 +20,7 @@ __all__ = [
     "LayersTask",
     "MeasureTask",
     "OverheadTask",
+    "PeakTask",
     "Task",
     "TimeFuncTask",
     "task_from_json",
@@ -61,6 +62,7 @@ class MeasureTask(Task):
     graph_def: str | None = None
     schedule: str | None = None
     tuned: bool | None = None
+    cache: str = "warm"  # "cold": rotate through copies of the arrays that exceed the LLC
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,27 @@ class GraphDefTask(Task):
     out: str
 
 
+@dataclass(frozen=True)
+class PeakTask(Task):
+    """The fp32 FMA roof on these CPUs, one pinned thread each: a short probe."""
+
+    type: ClassVar[str] = "peak"
+    cpus: list[int]
+    seconds: float = 0.05
+    repeats: int = 3
+
+
 _TYPES: dict[str, type[Task]] = {
     t.type: t
-    for t in (MeasureTask, CheckTask, LayersTask, OverheadTask, TimeFuncTask, GraphDefTask)
+    for t in (
+        MeasureTask,
+        CheckTask,
+        LayersTask,
+        OverheadTask,
+        TimeFuncTask,
+        GraphDefTask,
+        PeakTask,
+    )
 }
 
 

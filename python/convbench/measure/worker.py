@@ -21,6 +21,7 @@ from .tasks import (
     LayersTask,
     MeasureTask,
     OverheadTask,
+    PeakTask,
     Task,
     TimeFuncTask,
     task_from_json,
@@ -41,6 +42,7 @@ HANDLERS: dict[tuple[type[Task], str | None, str | None], Callable[[Any], Any]] 
     (GraphDefTask, "model", None): model_handlers.write_graph_def,
     (OverheadTask, None, None): conv_handlers.overhead,
     (TimeFuncTask, None, None): conv_handlers.time_func,
+    (PeakTask, None, None): conv_handlers.peak,
 }
 
 

@@ -317,10 +317,13 @@ def conv_prediction(
     1-channel stem convs differ from them, and that difference lands in the share too. Each
     framework's conv time is its `paths.BACKENDS` conv rung, held against its model rung."""
     convs = [w for w in workloads if isinstance(w, ConvWorkload)]
+    # like for like: the model streams its weights from memory, so the convs' cold-cache
+    # times stand for them where the run has them
+    cold = any(r.cache == "cold" for r in records)
     med = {
         (r.workload, r.batch, r.threads, r.backend, r.path): r.median_s
         for r in records
-        if r.inconsistent is None
+        if r.inconsistent is None and (r.kind != "conv" or (r.cache == "cold") == cold)
     }
     out = []
     for m in workloads:
@@ -348,6 +351,7 @@ def conv_prediction(
                         "threads": threads,
                         "backend": backend,
                         "conv_path": f"{backend}/{conv_path}",
+                        "conv_cache": "cold" if cold else "warm",
                         "model_path": f"{backend}/{model_path}",
                         "predicted_conv_s": predicted,
                         "measured_s": measured,

@@ -16,7 +16,7 @@ Key = tuple[str, int, int, str, str]
 
 
 def _index(doc: ResultsDoc) -> dict[Key, Record]:
-    return {(r.workload, r.batch, r.threads, r.backend, r.path): r for r in doc.records}
+    return {(*r.cell, r.backend, r.path): r for r in doc.records}
 
 
 def compare_runs(

@@ -32,6 +32,9 @@ _OPTIONAL = (
     "schedule",
     "tuned",
     "inconsistent",
+    "cache",
+    "cold_copies",
+    "flush_denormals",
     "repetitions",
     "process_samples_s",
 )
@@ -67,6 +70,7 @@ class Record:
     other_threads_cpus: list[list[int]]
     timing_thread_cpus: list[int] | None = None
     pinned: bool | None = None
+    flush_denormals: bool | None = None  # FTZ and DAZ on in the timing thread
     pool_threads: int | None = None  # TVM's pool size as read back
     primitives: list[str] | None = None  # tf/kernel: oneDNN primitives summed per call
     primitives_summed: bool | None = None
@@ -76,6 +80,8 @@ class Record:
     tuned: bool | None = None
     peak_gflops: float | None = None  # the measured fp32 peak at this thread count
     inconsistent: str | None = None  # why a cross-check rejects this figure (left out of tables)
+    cache: str | None = None  # "cold": every call on arrays not in cache (None: warm)
+    cold_copies: int | None = None  # how many copies of the arrays a cold cell rotates through
     repetitions: int | None = None  # processes that measured this cell (samples pooled)
     process_samples_s: list[list[float]] | None = None  # each process's samples, in run order
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
@@ -87,8 +93,10 @@ class Record:
 
     @property
     def cell(self) -> tuple[str, int, int]:
-        """(workload, batch, threads): the cell every path of the ladder shares."""
-        return (self.workload, self.batch, self.threads)
+        """(workload, batch, threads): the cell every path of the ladder shares. Cold-cache
+        records are a cell of their own, named `<workload> (cold)`."""
+        name = self.workload if self.cache != "cold" else f"{self.workload} (cold)"
+        return (name, self.batch, self.threads)
 
     @property
     def pct_peak(self) -> float | None:
