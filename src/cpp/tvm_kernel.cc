@@ -85,7 +85,7 @@ void TvmKernel::Check(const std::vector<ArrayView>& args) const {
     CheckArray(who, s, a);
     if (reinterpret_cast<std::uintptr_t>(a.data) % kTvmAlignment != 0) {
       throw std::invalid_argument(who + ": data is not " + std::to_string(kTvmAlignment) +
-                                  "-byte aligned (convbench.harness.aligned_copy makes an "
+                                  "-byte aligned (convbench.spec.arrays.aligned_copy makes an "
                                   "aligned copy)");
     }
     if (s.output && !a.writeable) {

@@ -1,0 +1,132 @@
+"""How cells are measured: interleaved repetitions in fresh processes, their statistics pooled
+and recomputed here against numpy, warm-up by count, cold caches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from convbench.build.cache import KernelCache
+from convbench.host import COLD_MEMORY_CAP, cache_bytes, cold_copies
+from convbench.measure.pool import Workers
+from convbench.native.harness import RunConfig, time_callable
+from convbench.results.record import Record, pool_processes
+from convbench.run import RunOptions, RunPlan, measure_task
+from convbench.spec import ConvWorkload, parse_spec
+
+
+def _record(samples: list[float]) -> Record:
+    s = np.asarray(samples)
+    return Record.from_json(
+        {
+            "workload": "w",
+            "backend": "tvm",
+            "path": "native",
+            "threads": 1,
+            "batch": 1,
+            "samples": len(s),
+            "median_s": float(np.median(s)),
+            "cv": float(np.std(s, ddof=1) / np.mean(s)),
+            "wall_samples_s": list(s),
+            "other_threads_cpus": [],
+            "gflops": 1e-3 / float(np.median(s)),
+        }
+    )
+
+
+def test_pooled_statistics_equal_numpy_on_every_sample() -> None:
+    rng = np.random.default_rng(1)
+    groups = [list(1e-3 * (1 + 0.02 * rng.standard_normal(7)) + 1e-4 * i) for i in range(4)]
+    r = pool_processes([_record(g) for g in groups])
+    every = np.concatenate(groups)
+    assert r.repetitions == 4 and r.samples == 28
+    assert r.median_s == pytest.approx(np.median(every), rel=1e-12)
+    assert r.mean_s == pytest.approx(np.mean(every), rel=1e-12)
+    assert r.p10_s == pytest.approx(np.percentile(every, 10), rel=1e-12)
+    assert r.p90_s == pytest.approx(np.percentile(every, 90), rel=1e-12)
+    assert r.cv == pytest.approx(np.std(every, ddof=1) / np.mean(every), rel=1e-12)
+    medians = [np.median(g) for g in groups]
+    assert r.process_medians_s == pytest.approx(medians)
+    assert r.cv_between == pytest.approx(np.std(medians, ddof=1) / np.mean(medians))
+    within = [np.std(g, ddof=1) / np.mean(g) for g in groups]
+    assert r.cv_within == pytest.approx(np.mean(within))
+    # GFLOP/s follows the pooled median (the work per call is the same)
+    assert r.gflops == pytest.approx(1e-3 / np.median(every), rel=1e-12)
+    # the spread between processes is larger here than inside one: both are reported
+    assert r.cv_between > r.cv_within
+    back = Record.from_json(r.to_json())
+    assert back.process_samples_s == groups and back.median_s == r.median_s
+
+
+def test_repetitions_are_interleaved_not_in_a_row(tiny_shapes) -> None:
+    from convbench.spec import load_spec
+
+    plan = RunPlan(load_spec(tiny_shapes), RunOptions(threads=[1, 2], repetitions=3, seed=5))
+    order = [(r, (c.workload.key, c.threads, c.backend, c.path)) for r, c in plan.schedule()]
+    cells = [(c.workload.key, c.threads, c.backend, c.path) for c in plan.cells()]
+    assert len(order) == 3 * len(cells)
+    for rep in range(3):  # each pass holds every cell once
+        assert sorted(c for r, c in order if r == rep) == sorted(cells)
+    # a cell's repetitions are a whole pass apart, and the passes after the first are shuffled
+    passes = [[c for r, c in order if r == rep] for rep in range(3)]
+    assert passes[0] == cells and passes[1] != cells and passes[1] != passes[2]
+    assert [r for r, _ in order] == sorted(r for r, _ in order)
+    # the same seed gives the same order (a run can be repeated exactly)
+    again = RunPlan(load_spec(tiny_shapes), RunOptions(threads=[1, 2], repetitions=3, seed=5))
+    assert [
+        (r, (c.workload.key, c.threads, c.backend, c.path)) for r, c in again.schedule()
+    ] == order
+
+
+def test_warm_up_runs_at_least_its_count_and_its_time() -> None:
+    calls = 0
+
+    def body() -> None:
+        nonlocal calls
+        calls += 1
+
+    t = time_callable(body, RunConfig(warmup_s=0.0, min_sample_s=0.001, samples=2, warmup_iters=37))
+    assert t.warmup_iters == 37
+    t = time_callable(body, RunConfig(warmup_s=0.02, min_sample_s=0.001, samples=2, warmup_iters=1))
+    assert t.warmup_iters > 1  # the time bound, not the count, ended this warm-up
+
+
+def test_cold_copies_exceed_the_last_level_cache() -> None:
+    llc = cache_bytes(3) or cache_bytes(2) or 32 << 20
+    for set_bytes in (1 << 10, 1 << 20, 7 << 20, 64 << 20):
+        n = cold_copies(set_bytes)
+        assert n >= 2
+        assert n * set_bytes >= 2 * llc or n * set_bytes > COLD_MEMORY_CAP - set_bytes
+
+
+def test_a_cold_cell_rotates_through_every_copy(tmp_path) -> None:
+    """The cold loop calls the kernel on each copy in turn: after timing, every copy's output
+    has been written (they start as NaN), and the record says how many copies it used."""
+    from convbench.native.harness import ConvKernel
+    from convbench.spec.arrays import aligned_copy, aligned_empty, conv_inputs
+
+    spec = parse_spec(
+        "convs: [{name: c, input: [1, 8, 8, 16], kernel: [3, 3], out_channels: 16, count: 1}]"
+    )[0]
+    w = ConvWorkload(spec, 1)
+    kernel = KernelCache(tmp_path).conv(w)
+    k = ConvKernel(kernel.path, w)
+    data, weight = conv_inputs(w)
+    sets = []
+    for _ in range(5):
+        out = aligned_empty(w.output_shape)
+        out[...] = np.nan
+        sets.append([aligned_copy(data.copy()), aligned_copy(weight.copy()), out])
+    config = RunConfig(warmup_s=0.0, min_sample_s=0.0001, samples=1, warmup_iters=1)
+    k.native.time_rotating(sets, **config.kwargs())
+    ref = k(data, weight)
+    for _, _, out in sets:
+        np.testing.assert_allclose(out, ref, rtol=1e-6)
+    with Workers(300) as workers:
+        cold = workers.run(measure_task(w, 1, "tvm", "native", config, kernel=kernel, cache="cold"))
+        warm = workers.run(measure_task(w, 1, "tvm", "native", config, kernel=kernel))
+    set_bytes = sum(a.nbytes for a in sets[0])
+    assert cold["cache"] == "cold" and cold["cold_copies"] == cold_copies(set_bytes)
+    assert "cache" not in warm and "cold_copies" not in warm
+    with pytest.raises(Exception, match="no cold-cache mode"):
+        with Workers(300) as workers:
+            workers.run(measure_task(w, 1, "tvm", "python", config, kernel=kernel, cache="cold"))
