@@ -114,5 +114,5 @@ cdef class CyLoop:
         if rc != 0:
             raise RuntimeError(
                 "the TVM kernel failed when called from the Cython loop; call it through "
-                "convbench.harness to see TVM's message"
+                "convbench.native.harness to see TVM's message"
             )
