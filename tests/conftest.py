@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+pytest_plugins = ["pytester"]  # the plugin's tests run pytest sessions of their own
+
 # What every native `time` binding returns (the C++ Measurement).
 MEASUREMENT_KEYS = {
     "iters_per_sample",

@@ -30,6 +30,7 @@ LAYERS = {
     "run": 4,
     "tune": 4,
     "cli": 5,
+    "pytest_plugin": 5,
     "": 6,
 }
 

@@ -7,6 +7,7 @@ import sys
 from .compare import compare_main
 from .nodes import nodes_main
 from .partsearch import partsearch_main
+from .plot import plot_main
 from .report import report_main
 from .run import run_main
 from .tune import tune_main
@@ -18,6 +19,7 @@ SUBCOMMANDS = {
     "report": report_main,
     "compare": compare_main,
     "partsearch": partsearch_main,
+    "plot": plot_main,
     "nodes": nodes_main,
 }
 

@@ -235,7 +235,7 @@ def execute(
         err.print(f"[bold red]convbench:[/] {e}", highlight=False)
         return 2
     reporter.stop()
-    print_report(doc, console)
+    print_report(doc, console, details=False)
     return doc
 
 

@@ -1,18 +1,69 @@
-"""How numbers and tables look, everywhere convbench prints them."""
+"""How numbers and tables look, everywhere convbench prints them.
+
+Tables are drawn light (a rule under the header, two spaces between columns) so that they fit a
+100-column terminal; numbers never wrap, names may (`wrap`): a long workload name folds onto a
+second line instead of pushing a number out of the table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich import box
 from rich.table import Table
 
-__all__ = ["fmt_time", "table"]
+__all__ = ["WIDTH", "fmt_range", "fmt_time", "split_columns", "table"]
+
+WIDTH = 100  # every table fits this many columns
+COLUMN_GAP = 2  # what a column costs beyond its text in `table`'s style
+NAME_MIN = 12  # the narrowest a wrapping name column is folded to
 
 
-def table(title: str, columns: tuple[str, ...] | list[str]) -> Table:
-    """A rich table with these columns, none of them wrapped (numbers must stay on one line)."""
-    t = Table(title=title)
+def table(title: str, columns: Sequence[str], wrap: Sequence[str] = ("workload", "layer")) -> Table:
+    """A rich table with these columns; those named in `wrap` may wrap (names), the others stay
+    on one line (numbers)."""
+    t = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in columns:
-        t.add_column(col, no_wrap=True)
+        if col in wrap:
+            t.add_column(col, overflow="fold")
+        else:
+            t.add_column(col, no_wrap=True)
     return t
+
+
+def _width(header: str, cells: Sequence[str]) -> int:
+    return max([len(header), *(len(c) for c in cells)]) + COLUMN_GAP
+
+
+def split_columns(
+    keys: Sequence[str],
+    key_rows: Sequence[Sequence[str]],
+    values: Sequence[str],
+    value_rows: Sequence[Sequence[str]],
+    width: int = WIDTH,
+) -> list[list[int]]:
+    """The value columns in groups, in order, each group fitting `width` beside the key columns
+    (a wrapping first key column counted at most NAME_MIN wide)."""
+    key_width = 0
+    for i, k in enumerate(keys):
+        w = _width(k, [r[i] for r in key_rows])
+        key_width += min(w, NAME_MIN + COLUMN_GAP) if i == 0 else w
+    groups: list[list[int]] = [[]]
+    used = key_width
+    for j, v in enumerate(values):
+        w = _width(v, [r[j] for r in value_rows])
+        if groups[-1] and used + w > width:
+            groups.append([])
+            used = key_width
+        groups[-1].append(j)
+        used += w
+    return groups
 
 
 def fmt_time(s: float | None) -> str:
@@ -25,3 +76,12 @@ def fmt_time(s: float | None) -> str:
     if s >= 1e-6:
         return f"{s * 1e6:.2f} us"
     return f"{s * 1e9:.1f} ns"
+
+
+def fmt_range(lo: float, hi: float) -> str:
+    """'10.41..23.29 us': both ends in the unit of the larger one."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+        if hi >= scale or unit == "ns":
+            digits = 3 if unit in ("s", "ms") else (2 if unit == "us" else 1)
+            return f"{lo / scale:.{digits}f}..{hi / scale:.{digits}f} {unit}"
+    raise AssertionError("unreachable")

@@ -1,5 +1,6 @@
 """What a run shows while it runs, behind one interface: the runner reports events to a
-`Reporter` and never formats anything; `ConsoleReporter` prints them under a progress bar."""
+`Reporter` and never formats anything; `ConsoleReporter` prints them under a progress bar.
+Warnings are not printed as they come: the closing report groups them by kind."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ class NullReporter:
 class ConsoleReporter:
     """Prints each result as it arrives, under a progress bar."""
 
-    WIDTHS = (18, 5, 3, 14, 11, 23, 6, 8, 6, 5, 0)
+    # Left-justified to these widths, one space apart; the numbers of a row fit 100 columns.
+    WIDTHS = (14, 1, 3, 21, 10, 17, 6, 7, 5, 4, 0)
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -85,12 +87,13 @@ class ConsoleReporter:
         )
         self.task: Any = None
         self.header_pending = True
+        self.warnings = 0
 
     def _print(self, text: str, style: str | None = None) -> None:
         self.console.print(text, style=style, highlight=False)
 
     def _line(self, cells: list[str] | tuple[str, ...], style: str = "") -> None:
-        text = "  ".join(c.ljust(w) if w else c for c, w in zip(cells, self.WIDTHS, strict=True))
+        text = " ".join(c.ljust(w) if w else c for c, w in zip(cells, self.WIDTHS, strict=True))
         self._print(text.rstrip(), style or None)
 
     def _describe(self, text: str) -> None:
@@ -160,7 +163,8 @@ class ConsoleReporter:
             self._advance()
 
     def warning(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self.warnings += 1
+        self._describe(f"measuring ({self.warnings} warning(s), grouped at the end)")
 
     def stop(self) -> None:
         self.progress.stop()

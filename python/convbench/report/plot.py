@@ -1,29 +1,291 @@
-"""Plots of a results document (matplotlib, written to files; no display needed)."""
+"""Plots of a results document (matplotlib's Agg backend: written to files, no display needed).
+
+Each plot is a function from the document to named figures; one that lacks its data raises
+`NoData` saying what is missing, so `convbench plot` writes the others and says why it skipped
+that one:
+
+- `ladder`: per workload and thread count, each path as a stacked bar: the kernel, the native
+  dispatch around it and what the path adds over native, TVM's and TF's bars side by side;
+- `scaling`: speedup against threads per path, with the ideal line; oversubscribed points marked;
+- `peak`: each conv's TVM and oneDNN GFLOP/s against the measured fp32 roof per thread count;
+- `layers`: TVM against TF per layer, one figure per model cut and thread count;
+- `partsearch`: the research log's plot, time per model prefix.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from ..results.analysis import by_cell
 from ..results.document import ResultsDoc
 
-__all__ = ["partsearch_plot"]
+__all__ = [
+    "PLOTS",
+    "NoData",
+    "ladder_figures",
+    "layers_figures",
+    "partsearch_figures",
+    "partsearch_plot",
+    "peak_figures",
+    "png_base64",
+    "scaling_figures",
+    "write_plots",
+]
+
+Figures = list[tuple[str, Any]]  # (file stem, matplotlib Figure)
+
+COLORS = {"kernel": "#4c72b0", "dispatch": "#dd8452", "added": "#55a868"}
+BACKEND_COLORS = {"tvm": "#4c72b0", "tf": "#c44e52"}
 
 
-def partsearch_plot(doc: ResultsDoc, png: Path) -> None:
-    """Median time per prefix; x = the partsearch nodes in model order, as in the log."""
+class NoData(ValueError):
+    """The results hold nothing this plot draws."""
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _machine(doc: ResultsDoc) -> str:
+    return (doc.header.get("machine") or {}).get("cpu_model", "")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _grid(plt: Any, n: int, cols: int, width: float, height: float) -> tuple[Any, list[Any]]:
+    cols = min(cols, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+# --- the ladder ---------------------------------------------------------------------------------
+def ladder_figures(doc: ResultsDoc) -> Figures:
+    """One panel per (workload, batch, threads): a horizontal stacked bar per path."""
+    if not doc.overheads:
+        raise NoData("no ladder: the results have no native time (tvm/native or tf/native)")
+    plt = _pyplot()
+    cells: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for e in doc.overheads:
+        cells.setdefault((e["workload"], e["batch"], e["threads"]), []).append(e)
+    fig, axes = _grid(plt, len(cells), 2, 7.5, 3.6)
+    for ax, ((name, batch, threads), entries) in zip(axes, cells.items(), strict=True):
+        bars: list[
+            tuple[str, float, float, float, float]
+        ] = []  # label, kernel, dispatch, whole, added
+        for e in sorted(entries, key=lambda e: e["backend"] != "tvm"):
+            if e.get("kernel"):
+                base = (max(e["kernel"]["us"], 0.0), max(e["native_dispatch"]["us"], 0.0), 0.0)
+            else:  # no kernel time for this backend: native is drawn whole
+                base = (0.0, 0.0, e["native_us"])
+            bars.append((f"{e['backend']}/native", *base, 0.0))
+            for path, v in e["python_overhead"].items():
+                if path == "evaluator":
+                    continue  # TVM's own timer: a reference for native, not a framework path
+                star = " *" if v["us"] < 0 else ""
+                bars.append((f"{e['backend']}/{path}{star}", *base, max(v["us"], 0.0)))
+        y = list(range(len(bars)))[::-1]
+        left = [0.0] * len(bars)
+        segments = (
+            ("kernel", COLORS["kernel"]),
+            ("native dispatch", COLORS["dispatch"]),
+            ("native, not split", "#999999"),
+            ("added by the path", COLORS["added"]),
+        )
+        for i, (label, color) in enumerate(segments, start=1):
+            widths = [b[i] for b in bars]
+            if any(widths):
+                ax.barh(y, widths, left=left, color=color, label=label)
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        ax.set_yticks(y)
+        ax.set_yticklabels([b[0] for b in bars], fontsize=8)
+        ax.set_xlabel("median time per call (us)")
+        ax.set_title(f"{name}  batch {batch}  {threads} thread(s)", fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+    handles = {}
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.suptitle(
+        f"kernel or framework? where each path's time goes ({_machine(doc)})\n"
+        "TVM's kernel: native minus the harness's per-call floor; TF's: oneDNN's profile. "
+        "* a path faster than native",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return [("ladder", fig)]
+
+
+# --- thread scaling -----------------------------------------------------------------------------
+def scaling_figures(doc: ResultsDoc) -> Figures:
+    """Speedup over the fewest threads measured, per path, one panel per workload and batch."""
+    series: dict[tuple[str, int], dict[str, dict[int, Any]]] = {}
+    for r in doc.records:
+        series.setdefault((r.workload, r.batch), {}).setdefault(r.id, {})[r.threads] = r
+    panels = {
+        k: {p: pts for p, pts in paths.items() if len(pts) >= 2} for k, paths in series.items()
+    }
+    panels = {k: v for k, v in panels.items() if v}
+    if not panels:
+        raise NoData("no thread scaling: every cell was measured at one thread count only")
+    plt = _pyplot()
+    fig, axes = _grid(plt, len(panels), 2, 6.5, 4.2)
+    palette = plt.get_cmap("tab20")
+    for ax, ((name, batch), paths) in zip(axes, panels.items(), strict=True):
+        measured: set[int] = set()
+        for i, (path, pts) in enumerate(sorted(paths.items())):
+            ts = sorted(pts)
+            base = pts[ts[0]].median_s
+            speedup = [base / pts[t].median_s for t in ts]
+            ax.plot(
+                ts,
+                speedup,
+                "-o" if path.startswith("tvm/") else "--^",
+                color=palette(i % 20),
+                label=path,
+                markersize=4,
+            )
+            over = [(t, s) for t, s in zip(ts, speedup, strict=True) if pts[t].oversubscribed]
+            if over:
+                ax.scatter(
+                    *zip(*over, strict=True), s=90, facecolors="none", edgecolors="red", zorder=3
+                )
+            measured.update(ts)
+        ticks = sorted(measured)
+        ax.plot(ticks, [t / ticks[0] for t in ticks], ":", color="gray", label="ideal")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("threads")
+        ax.set_ylabel("speedup over the fewest threads")
+        ax.set_title(f"{name}  batch {batch}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.suptitle(
+        f"thread scaling (red rings: oversubscribed, more threads than CPUs) ({_machine(doc)})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return [("scaling", fig)]
+
+
+# --- kernel against peak ------------------------------------------------------------------------
+def peak_figures(doc: ResultsDoc) -> Figures:
+    """GFLOP/s of tvm/native and tf/kernel per conv and thread count, under the measured roof."""
+    groups = []
+    kinds = doc.kinds()
+    for (name, batch, threads), m in by_cell(doc.records).items():
+        if kinds.get(name, "conv") != "conv":
+            continue
+        tvm, tf = m.get("tvm/native"), m.get("tf/kernel")
+        if (tvm and tvm.gflops) or (tf and tf.gflops):
+            groups.append((name, batch, threads, tvm, tf))
+    if not groups:
+        raise NoData("no kernel rates: the results have no conv with tvm/native or tf/kernel")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 5))
+    xs = list(range(len(groups)))
+    w = 0.38
+    for dx, idx, label in ((-w / 2, 3, "TVM (tvm/native)"), (w / 2, 4, "oneDNN (tf/kernel)")):
+        vals = [(g[idx].gflops or 0.0) if g[idx] else 0.0 for g in groups]
+        color = BACKEND_COLORS["tvm" if idx == 3 else "tf"]
+        ax.bar([x + dx for x in xs], vals, w, label=label, color=color)
+    roof_labelled = False
+    for x, (_, _, threads, *_) in zip(xs, groups, strict=True):
+        peak = doc.peak_gflops(threads)
+        if peak:
+            ax.hlines(
+                peak,
+                x - 0.45,
+                x + 0.45,
+                colors="black",
+                linestyles="--",
+                label=None if roof_labelled else "measured fp32 peak",
+            )
+            roof_labelled = True
+    ax.set_xticks(xs)
+    ax.set_xticklabels(
+        [f"{n}\nb{b} t{t}" for n, b, t, *_ in groups], rotation=30, ha="right", fontsize=8
+    )
+    ax.set_ylabel("GFLOP/s (nominal FLOPs over the median)")
+    ax.set_title(f"kernel against peak ({_machine(doc)})", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return [("peak", fig)]
+
+
+# --- per layer ----------------------------------------------------------------------------------
+def layers_figures(doc: ResultsDoc) -> Figures:
+    """TVM's fused function against TF's ops, per layer, one figure per cut and thread count."""
+    if not doc.layers:
+        raise NoData("no per-layer tables: the results have no model cut (or ran --no-layers)")
+    plt = _pyplot()
+    out = []
+    for e in doc.layers:
+        rows = e["rows"]
+        fig, ax = plt.subplots(figsize=(9, max(3.0, 0.28 * len(rows) + 1.5)))
+        y = list(range(len(rows)))[::-1]
+        h = 0.4
+        ax.barh(
+            [v + h / 2 for v in y],
+            [r["tvm_s"] * 1e6 for r in rows],
+            h,
+            label="TVM",
+            color=BACKEND_COLORS["tvm"],
+        )
+        ax.barh(
+            [v - h / 2 for v in y],
+            [r["tf_s"] * 1e6 for r in rows],
+            h,
+            label="TF",
+            color=BACKEND_COLORS["tf"],
+        )
+        ax.set_yticks(y)
+        ax.set_yticklabels([r["layer"] for r in rows], fontsize=7)
+        ax.set_xlabel("median time per call (us)")
+        ax.set_title(
+            f"per layer: {e['workload']}  batch {e['batch']}  {e['threads']} thread(s)\n"
+            f"sum of layers / whole: TVM {e['tvm_sum_vs_whole']:.0%}, "
+            f"TF {e['tf_sum_vs_whole']:.0%}",
+            fontsize=10,
+        )
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.append((f"layers-{_slug(e['workload'])}-b{e['batch']}-t{e['threads']}", fig))
+    return out
+
+
+# --- partsearch ---------------------------------------------------------------------------------
+def partsearch_figures(doc: ResultsDoc) -> Figures:
+    """Median time per prefix; x = the partsearch nodes in model order, as in the log."""
+    if not any(w.get("kind") == "prefix" for w in doc.workloads):
+        raise NoData("no partsearch: the results have no model prefix (convbench partsearch)")
     prefixes = [w for w in doc.workloads if w.get("kind") in ("prefix", "model")]
+    plt = _pyplot()
     order = {w["name"]: i for i, w in enumerate(prefixes)}
     lines: dict[tuple[str, int, int], dict[int, float]] = {}
     for r in doc.records:
         if r.workload in order:
             lines.setdefault((r.id, r.threads, r.batch), {})[order[r.workload]] = r.median_s
     if not lines:
-        raise ValueError("no prefix was measured: nothing to plot")
+        raise NoData("no partsearch: no model prefix was measured")
     fig, ax = plt.subplots(figsize=(10, 6))
     styles = ["-", "--", ":", "-."]
     threads = sorted({k[1] for k in lines})
@@ -40,15 +302,63 @@ def partsearch_plot(doc: ResultsDoc, png: Path) -> None:
             label=f"{path} t{t}" + (f" b{b}" if b != 1 else ""),
         )
     ax.set_xticks(range(len(prefixes)))
-    ax.set_xticklabels([w["to"] for w in prefixes], rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels(
+        [w.get("to") or w["name"] for w in prefixes], rotation=20, ha="right", fontsize=8
+    )
     ax.set_yscale("log")
     ax.set_ylabel("median time per run (s)")
     ax.set_xlabel("model prefix: input -> node")
-    cpu = doc.header.get("machine", {}).get("cpu_model", "")
-    ax.set_title(f"partsearch: {prefixes[0].get('model', '')} ({cpu})")
+    ax.set_title(f"partsearch: {prefixes[0].get('model', '')} ({_machine(doc)})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
+    return [("partsearch", fig)]
+
+
+def partsearch_plot(doc: ResultsDoc, png: Path) -> None:
+    """partsearch's PNG (ValueError when no prefix was measured)."""
+    ((_, fig),) = partsearch_figures(doc)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+PLOTS: dict[str, Callable[[ResultsDoc], Figures]] = {
+    "ladder": ladder_figures,
+    "scaling": scaling_figures,
+    "peak": peak_figures,
+    "layers": layers_figures,
+    "partsearch": partsearch_figures,
+}
+
+
+def write_plots(
+    doc: ResultsDoc, out_dir: Path, formats: Sequence[str] = ("png", "svg")
+) -> tuple[list[Path], list[str]]:
+    """Every plot the results have data for, in each format: (files written, why others were
+    skipped)."""
+    plt = _pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    skipped: list[str] = []
+    for make in PLOTS.values():
+        try:
+            figures = make(doc)
+        except NoData as e:
+            skipped.append(str(e))
+            continue
+        for stem, fig in figures:
+            for fmt in formats:
+                path = out_dir / f"{stem}.{fmt}"
+                fig.savefig(path, dpi=120)
+                written.append(path)
+            plt.close(fig)
+    return written, skipped
+
+
+def png_base64(fig: Any) -> str:
+    """A figure as a base64 PNG, for a data: URL."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _pyplot().close(fig)
+    return base64.b64encode(buf.getvalue()).decode()

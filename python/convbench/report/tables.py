@@ -14,7 +14,7 @@ from ..paths import RUNGS
 from ..results.analysis import by_cell
 from ..results.document import ResultsDoc
 from ..results.record import Record
-from .format import fmt_time, table
+from .format import WIDTH, fmt_range, fmt_time, split_columns, table
 
 __all__ = [
     "COLUMNS",
@@ -24,16 +24,19 @@ __all__ = [
     "ladder_table",
     "layers_tables",
     "model_table",
-    "paths_table",
+    "paths_tables",
     "prediction_table",
     "print_report",
+    "print_warnings",
+    "summary_table",
+    "warning_groups",
     "record_row",
 ]
 
 # The live display's row of one record.
 COLUMNS = (
     "workload",
-    "batch",
+    "b",
     "thr",
     "backend/path",
     "median",
@@ -60,7 +63,7 @@ def record_row(r: Record) -> list[str]:
         str(r.threads),
         r.id,
         fmt_time(r.median_s),
-        f"{fmt_time(r.p10_s)}..{fmt_time(r.p90_s)}",
+        fmt_range(r.p10_s, r.p90_s),
         f"{r.cv * 100:.1f}%",
         f"{r.gflops:.1f}" if r.gflops else "-",
         f"{r.pct_peak:.0f}%" if r.pct_peak is not None else "-",
@@ -69,20 +72,33 @@ def record_row(r: Record) -> list[str]:
     ]
 
 
-def paths_table(doc: ResultsDoc) -> Table:
-    """Median per workload, batch and thread count, one column per path."""
+def paths_tables(doc: ResultsDoc) -> list[Table]:
+    """Median per workload, batch and thread count, one table per backend (split further where
+    its paths would not fit the width), one column per path."""
     present = {r.id for r in doc.records}
-    paths = [r.id for r in RUNGS if r.id in present]
-    paths += sorted(present - set(paths))
-    t = table("median time per call, every path", ("workload", "batch", "thr", *paths))
-    for (name, batch, threads), m in by_cell(doc.records).items():
-        t.add_row(
-            name,
-            str(batch),
-            str(threads),
-            *[fmt_time(m[p].median_s) if p in m else "-" for p in paths],
-        )
-    return t
+    ordered = [r for r in RUNGS if r.id in present]
+    out = []
+    cells = by_cell(doc.records)
+    for backend in dict.fromkeys(r.backend for r in ordered):
+        paths = [r for r in ordered if r.backend == backend]
+        keys = ("workload", "batch", "thr")
+        rows = [(cell, m) for cell, m in cells.items() if any(p.id in m for p in paths)]
+        key_rows = [(name, str(batch), str(threads)) for (name, batch, threads), _ in rows]
+        value_rows = [
+            [fmt_time(m[p.id].median_s) if p.id in m else "-" for p in paths] for _, m in rows
+        ]
+        headers = [p.name for p in paths]
+        groups = split_columns(keys, key_rows, headers, value_rows)
+        for n, group in enumerate(groups, 1):
+            part = f" ({n}/{len(groups)})" if len(groups) > 1 else ""
+            t = table(
+                f"median time per call, every path: {backend}{part}",
+                (*keys, *(headers[j] for j in group)),
+            )
+            for key, values in zip(key_rows, value_rows, strict=True):
+                t.add_row(*key, *(values[j] for j in group))
+            out.append(t)
+    return out
 
 
 def kernel_table(doc: ResultsDoc) -> Table:
@@ -94,44 +110,35 @@ def kernel_table(doc: ResultsDoc) -> Table:
             "batch",
             "thr",
             "tvm/native",
-            "GFLOP/s",
-            "%peak",
-            "tvm schedule",
+            "GFLOP/s %peak",
             "tf/kernel",
-            "GFLOP/s",
-            "%peak",
+            "GFLOP/s %peak",
             "kernel ÷ native",
-            "tf/eager ÷ tvm/native",
         ),
     )
 
-    def pct(r: Record) -> str:
-        return f"{r.pct_peak:.0f}%" if r.pct_peak is not None else "-"
-
-    def gflops(r: Record) -> str:
-        return f"{r.gflops:.0f}" if r.gflops is not None else "-"
+    def rate(r: Record | None) -> str:
+        if r is None or r.gflops is None:
+            return "-"
+        pct = f" {r.pct_peak:.0f}%" if r.pct_peak is not None else ""
+        return f"{r.gflops:.0f}{pct}"
 
     for (name, batch, threads), m in by_cell(doc.records).items():
-        tvm, tf, eager = m.get("tvm/native"), m.get("tf/kernel"), m.get("tf/eager")
-        if tvm is None and tf is None:
+        tvm, tf = m.get("tvm/native"), m.get("tf/kernel")
+        if tf is None:
             continue
-        if tf is not None and tf.inconsistent:
-            tf = None  # a kernel time that contradicts the call containing it: not a result
-        ratio = f"{tf.median_s / tvm.median_s:.2f}" if tvm and tf else "-"
-        eratio = f"{eager.median_s / tvm.median_s:.2f}" if tvm and eager else "-"
+        if tf.inconsistent:
+            continue  # a kernel time that contradicts the call containing it: not a result
+        ratio = f"{tf.median_s / tvm.median_s:.2f}" if tvm else "-"
         t.add_row(
             name,
             str(batch),
             str(threads),
             fmt_time(tvm.median_s) if tvm else "-",
-            gflops(tvm) if tvm else "-",
-            pct(tvm) if tvm else "-",
-            (tvm.schedule or "-").split(":")[0] if tvm else "-",
-            fmt_time(tf.median_s) if tf else "-",
-            gflops(tf) if tf else "-",
-            pct(tf) if tf else "-",
+            rate(tvm),
+            fmt_time(tf.median_s),
+            rate(tf),
             ratio,
-            eratio,
         )
     return t
 
@@ -148,9 +155,10 @@ def ladder_table(doc: ResultsDoc) -> Table:
             "backend",
             "kernel",
             "native dispatch",
-            "python paths: added over the native rung they wrap",
+            "wrappers: added over the rung they wrap",
             "left out",
         ),
+        wrap=("workload", "wrappers: added over the rung they wrap", "left out"),
     )
     for e in doc.overheads:
 
@@ -177,17 +185,18 @@ def ladder_table(doc: ResultsDoc) -> Table:
 def agreement_table(doc: ResultsDoc) -> Table:
     """Two measurements of the same thing, side by side: they must agree."""
     t = table(
-        "cross-checks: two measurements of the same call",
+        "cross-checks: two measurements of the same call (tvm/native against TVM's evaluator; "
+        "tf/kernel against the plain median of the same ONEDNN_VERBOSE profile)",
         (
             "workload",
             "batch",
             "thr",
             "tvm/native",
-            "tvm/evaluator",
+            "evaluator",
             "differ",
             "tf/kernel",
-            "ONEDNN_VERBOSE median",
-            "differ",
+            "plain median",
+            "differ ",
         ),
     )
     for (name, batch, threads), m in by_cell(doc.records).items():
@@ -209,7 +218,114 @@ def agreement_table(doc: ResultsDoc) -> Table:
     return t
 
 
-def print_report(doc: ResultsDoc, console: Console) -> None:
+def _share(t: float, kernel: float) -> str:
+    return f"{(t - kernel) / t:.0%}" if t > 0 else "-"
+
+
+# The rungs a user calls through a framework: every native and wrapper rung but TVM's evaluator
+# (a reference for native) and the model-only rungs with an optimisation turned off.
+FRAMEWORK_RUNGS = tuple(
+    r for r in RUNGS if r.depth != "kernel" and r.name != "evaluator" and "conv" in r.kinds
+)
+
+
+def summary_table(doc: ResultsDoc) -> Table:
+    """The answer, per workload and thread count: TVM's kernel against oneDNN's, and how much of
+    each path's time is framework (the path's time minus its backend's kernel, as a share)."""
+    t = table(
+        "kernel or framework? kernel against kernel, and the framework's share of each path "
+        "(path minus kernel over path; model cuts: each backend's native rung as its kernel)",
+        ("workload", "batch", "thr", "TVM kernel", "oneDNN", "TVM vs oneDNN", "framework share"),
+        wrap=("workload", "framework share"),
+    )
+    floor = (doc.harness_overhead or {}).get("per_call_s")
+    kinds = doc.kinds()
+    for (name, batch, threads), m in by_cell(doc.records).items():
+        med = {p: r.median_s for p, r in m.items()}
+        conv = kinds.get(name, "conv") == "conv"
+        kernels: dict[str, float] = {}
+        if "tvm/native" in med:
+            native = med["tvm/native"]
+            kernels["tvm"] = native - floor if conv and floor is not None else native
+        tf_kernel = med.get("tf/kernel" if conv else "tf/native-graph")
+        if tf_kernel is not None:
+            kernels["tf"] = tf_kernel
+        if not kernels:
+            continue
+        shares = []
+        for backend, kernel in kernels.items():
+            parts = [
+                f"{r.name} {_share(med[r.id], kernel)}"
+                for r in RUNGS
+                if r.backend == backend and r.id in med and r in FRAMEWORK_RUNGS
+            ]
+            if parts:
+                shares.append(f"{backend}: " + ", ".join(parts))
+        tvm, tf = kernels.get("tvm"), kernels.get("tf")
+        versus = "-"
+        if tvm and tf:
+            versus = f"{tf / tvm:.2f}x faster" if tf >= tvm else f"{tvm / tf:.2f}x slower"
+        t.add_row(
+            name,
+            str(batch),
+            str(threads),
+            fmt_time(tvm),
+            fmt_time(tf),
+            versus,
+            "; ".join(shares),
+        )
+    return t
+
+
+# The kinds of warning a run gives, each recognised by a phrase of its message.
+WARNING_KINDS = (
+    ("tvm/evaluator", "tvm/native and TVM's evaluator disagree"),
+    ("which contains it", "a TF kernel slower than the native call containing it"),
+    ("which it wraps", "a Python path faster than the native rung it wraps"),
+    ("oversubscribed", "oversubscribed thread counts"),
+    ("unstable", "unstable measurements"),
+    ("untuned", "untuned kernels"),
+    ("tuned schedule", "model cuts without tuned functions"),
+    ("histogram", "the model's conv histogram differs from the convs"),
+)
+
+
+def warning_groups(warnings: list[str]) -> list[tuple[str, list[str]]]:
+    """The warnings grouped by kind, in the order the kinds first occur."""
+    groups: dict[str, list[str]] = {}
+    for message in warnings:
+        kind = next((k for phrase, k in WARNING_KINDS if phrase in message), "other")
+        groups.setdefault(kind, []).append(message)
+    return list(groups.items())
+
+
+def _clip(text: str, width: int) -> str:
+    """`text` cut at a word boundary to fit `width`, marked with " ..." where cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 4].rsplit(" ", 1)[0]
+    return cut + " ..."
+
+
+def print_warnings(doc: ResultsDoc, console: Console, details: bool) -> None:
+    """Every warning (`details`), or one line per kind with its count and first message."""
+    if not doc.warnings:
+        return
+    console.print(f"[yellow]warnings ({len(doc.warnings)}):[/]", highlight=False)
+    for kind, messages in warning_groups(doc.warnings):
+        if details:
+            for m in messages:
+                console.print(f"  [yellow]{kind}:[/] {m}", highlight=False)
+            continue
+        head = f"  {kind} ({len(messages)}): "
+        console.print(f"[yellow]{head}[/]{_clip(messages[0], WIDTH - len(head))}", highlight=False)
+    if not details:
+        console.print("  every warning in full: the JSON's `warnings`, or convbench report FILE")
+
+
+def print_report(doc: ResultsDoc, console: Console, details: bool = True) -> None:
+    """The closing tables, the summary last; `details`: every warning in full (else one line
+    per kind)."""
     floor = doc.harness_overhead or {}
     if floor.get("paths"):
         console.print(
@@ -217,32 +333,35 @@ def print_report(doc: ResultsDoc, console: Console) -> None:
             + ", ".join(f"{k} {fmt_time(v['per_call_s'])}" for k, v in floor["paths"].items()),
             highlight=False,
         )
-    if not doc.records:
-        return
-    console.print(paths_table(doc))
-    console.print(kernel_table(doc))
-    if doc.overheads:
-        console.print(ladder_table(doc))
-    console.print(agreement_table(doc))
-    print_model_report(doc, console)
+    if doc.records:
+        for t in paths_tables(doc):
+            console.print(t)
+        console.print(kernel_table(doc))
+        if doc.overheads:
+            console.print(ladder_table(doc))
+        console.print(agreement_table(doc))
+        print_model_report(doc, console)
+        console.print(summary_table(doc))
+    print_warnings(doc, console, details)
 
 
 def model_table(doc: ResultsDoc) -> Table:
     """Model cuts: TVM native against TF's fastest path, and what fusion and TF's graph
     optimisations are worth, all medians of this run."""
     t = table(
-        "model cuts: TVM native vs TF's fastest path (ratio > 1: TVM faster)",
+        "model cuts: TVM native vs TF's fastest path (ratio > 1: TVM faster); gains: fusion "
+        "(unfused ÷ fused TVM), grappler (session-noopt ÷ session), oneDNN (no-onednn ÷ session)",
         (
             "workload",
-            "kind",
             "batch",
             "thr",
             "tvm/native",
             "TF fastest",
+            "TF path",
             "ratio",
-            "fusion gain",
-            "grappler gain",
-            "oneDNN gain",
+            "fusion",
+            "grappler",
+            "oneDNN",
         ),
     )
     kinds = doc.kinds()
@@ -259,12 +378,12 @@ def model_table(doc: ResultsDoc) -> Table:
             return f"{a / b:.2f}x" if a and b else "-"
 
         t.add_row(
-            name,
-            kinds[name],
+            f"{name} ({kinds[name]})",
             str(batch),
             str(threads),
             fmt_time(tvm),
-            f"{fmt_time(best[1])} ({best[0]})" if best else "-",
+            fmt_time(best[1]) if best else "-",
+            best[0].removeprefix("tf/") if best else "-",
             f"{best[1] / tvm:.2f}" if best and tvm else "-",
             gain("tvm/native-unfused", "tvm/native"),
             gain("tf/session-noopt", "tf/session"),
@@ -284,13 +403,14 @@ def layers_tables(doc: ResultsDoc) -> list[Table]:
             f"({e['tvm_sum_vs_whole']:.1%}); TF sum {fmt_time(e['tf_sum_s'])} vs whole "
             f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%})",
             ("layer", "TVM", "TF", "TF/TVM", "TF ops"),
+            wrap=("layer", "TF ops"),
         )
         for r in e["rows"]:
             ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
             if r.get("flops_mismatch"):
                 ratio = "FLOPs differ"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
-            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ",".join(ops))
+            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ", ".join(ops))
         out.append(t)
     return out
 
@@ -348,6 +468,7 @@ def compare_table(rows: list[dict[str, Any]], only_a: int, only_b: int) -> Table
             "p",
             "verdict",
         ),
+        wrap=("workload", "verdict"),
     )
     for r in rows:
         style = {"slower": "red", "faster": "green"}.get(r["verdict"])
