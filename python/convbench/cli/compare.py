@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..report.tables import compare_table
 from ..results.compare import compare_runs
-from .common import consoles, positive_float, read_results
+from .common import bounded_float, consoles, read_results
 
 __all__ = ["compare_main"]
 
@@ -26,7 +26,7 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("new", type=Path)
     p.add_argument(
         "--alpha",
-        type=positive_float,
+        type=bounded_float(0.0, 0.5, "significance level"),
         default=0.05,
         help="significance level of the Mann-Whitney U test (0.05)",
     )
