@@ -121,6 +121,12 @@ def tune_task(
     return summary
 
 
+# MetaSchedule's builder and runner give up on a candidate after 30 s by default: on a loaded
+# machine every candidate of a tune timed out (a bare conv's build took 60 s at a load of 3 on
+# 2 cores) and the tune ended with no record. A candidate that is slow to build is not a bad one.
+CANDIDATE_TIMEOUT_S = 300.0
+
+
 def run_metaschedule(
     mod: Any, target: Any, threads: int, trials: int, d: Path
 ) -> tuple[float, list[float]]:
@@ -142,6 +148,8 @@ def run_metaschedule(
             max_trials_global=trials,
             num_trials_per_iter=min(64, trials),
             database=db,
+            builder=ms.builder.LocalBuilder(timeout_sec=CANDIDATE_TIMEOUT_S),
+            runner=ms.runner.LocalRunner(timeout_sec=CANDIDATE_TIMEOUT_S),
             num_tuning_cores=len(os.sched_getaffinity(0)),
             seed=0,
         )
