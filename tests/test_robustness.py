@@ -231,3 +231,11 @@ def test_memory_sizes_parse() -> None:
     assert common.memory_size("512MiB") == 512 << 20
     assert common.memory_size("1.5g") == 3 << 29
     assert common.memory_size(str(1 << 30)) == 1 << 30
+
+
+def test_the_node_count_bound_counts_what_the_graph_builds(tiny_model) -> None:
+    """The cap on a model's size is checked before its graph is built, from its counts: the
+    count must be the one the graph has."""
+    for path in (ROOT / "shapes.yaml", tiny_model):
+        model = load_shapes(path).model
+        assert model.node_count == len(model.graph.nodes)
