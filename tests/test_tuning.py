@@ -8,7 +8,14 @@ import pytest
 from convbench.build.cache import KernelCache
 from convbench.build.compute import conv_module
 from convbench.build.target import host_target
-from convbench.build.tuning_db import TuningDatabase
+from convbench.build.tuning_db import (
+    DUEL_MIN_MARGIN,
+    DUEL_RUNS,
+    SHIPPED_DB,
+    TuningDatabase,
+    duel_verdict,
+    uses_tuned,
+)
 from convbench.frameworks.numerics import relative_error
 from convbench.frameworks.tf_conv import tf_reference
 from convbench.native.harness import ConvKernel
@@ -34,9 +41,16 @@ def test_tune_writes_a_database_and_a_summary(tuned) -> None:
     assert summary["records"] >= 1 and summary["trials"] == TRIALS
     assert summary["default_run_s"] > 0 and summary["best_run_s"] > 0  # both timed by the harness
     assert summary["use"] in ("tuned", "default")
-    assert (summary["use"] == "tuned") == (summary["best_run_s"] < summary["default_run_s"])
+    # The verdict is the duel's: several worker runs of each, a significance test and a margin.
+    duel = summary["duel"]
+    assert duel["test"] == "mannwhitneyu-less" and duel["use"] == summary["use"]
+    assert len(duel["tuned_runs_s"]) == len(duel["default_runs_s"]) == DUEL_RUNS
+    wins = duel["significant"] and duel["margin"] >= duel["min_margin"]
+    assert (summary["use"] == "tuned") == wins
+    assert summary["best_run_s"] == pytest.approx(sorted(duel["tuned_runs_s"])[DUEL_RUNS // 2])
     d = TuningDatabase([root]).directory(root, w, host_target(1))
     assert json.loads((d / "summary.json").read_text()) == summary
+    assert not list(d.glob(".summary.*"))  # written through a temporary file, renamed
 
 
 def test_tuned_record_is_found_for_its_target_only(tuned) -> None:
@@ -48,10 +62,15 @@ def test_tuned_record_is_found_for_its_target_only(tuned) -> None:
     assert db.lookup(other, host_target(1), conv_module(other), honour_summary=False) is None
 
 
+def _won(summary: dict) -> dict:
+    """`summary` as if its duel had found the tuned schedule faster."""
+    return {**summary, "use": "tuned", "duel": {**summary["duel"], "use": "tuned"}}
+
+
 def test_build_uses_the_tuned_kernel_when_it_won(tuned, tf) -> None:
     w, root, cache, summary = tuned
     d = TuningDatabase([root]).directory(root, w, host_target(1))
-    (d / "summary.json").write_text(json.dumps({**summary, "use": "tuned"}))
+    (d / "summary.json").write_text(json.dumps(_won(summary)))
     try:
         k = KernelCache(cache, tuning=TuningDatabase([root])).conv(w, threads=1)
         assert k.schedule.startswith("tuned:") and k.tuned_from == str(d)
@@ -67,17 +86,52 @@ def test_build_uses_the_tuned_kernel_when_it_won(tuned, tf) -> None:
         (d / "summary.json").write_text(json.dumps(summary))
 
 
-def test_an_interrupted_tune_leaves_a_usable_database(tuned) -> None:
-    """Records are written as they are measured: without the final summary they still serve."""
+def test_an_interrupted_tune_is_not_used_until_a_duel_decides(tuned) -> None:
+    """Records are written as they are measured and stay for the rerun to resume from, but a
+    build uses them only once a finished duel says they won: an interrupted (re-)tune, which
+    has no summary, never brings back a schedule that lost. Nor does a summary from before the
+    duel had a test (a bare "use": "tuned")."""
     w, root, _, summary = tuned
     d = TuningDatabase([root]).directory(root, w, host_target(1))
     saved = (d / "summary.json").read_text()
+    db = TuningDatabase([root])
     (d / "summary.json").unlink()
     try:
-        found = TuningDatabase([root]).lookup(w, host_target(1), conv_module(w))
-        assert found is not None and found.summary == {}
+        assert db.lookup(w, host_target(1), conv_module(w)) is None
+        kept = db.lookup(w, host_target(1), conv_module(w), honour_summary=False)
+        assert kept is not None and kept.summary == {}  # the records are there to resume from
+        legacy = {k: v for k, v in summary.items() if k != "duel"}
+        (d / "summary.json").write_text(json.dumps({**legacy, "use": "tuned"}))
+        assert db.lookup(w, host_target(1), conv_module(w)) is None
+        (d / "summary.json").write_text(json.dumps(_won(summary)))
+        assert db.lookup(w, host_target(1), conv_module(w)) is not None
     finally:
         (d / "summary.json").write_text(saved)
+
+
+@pytest.mark.parametrize(
+    ("tuned_s", "default_s", "use"),
+    [
+        ([1.0, 1.01, 0.99, 1.0, 1.02], [1.5, 1.52, 1.49, 1.51, 1.5], "tuned"),  # clear win
+        ([0.98, 1.03, 0.97, 1.01, 0.99], [1.0, 0.99, 1.02, 1.0, 1.01], "default"),  # noise
+        ([0.99, 0.99, 0.99, 0.99, 0.99], [1.0, 1.0, 1.0, 1.0, 1.0], "default"),  # 1%: too small
+        ([0.97], [1.0], "default"),  # one median each: no evidence
+        (None, [1.0, 1.0, 1.0], "default"),  # no tuned schedule
+        ([1.5, 1.5, 1.5, 1.5, 1.5], [1.0, 1.0, 1.0, 1.0, 1.0], "default"),  # lost
+    ],
+)
+def test_the_duel_needs_a_significant_margin(tuned_s, default_s, use) -> None:
+    verdict = duel_verdict(tuned_s, default_s)
+    assert verdict["use"] == use
+    if use == "tuned":
+        assert verdict["p_value"] < verdict["alpha"] and verdict["margin"] >= DUEL_MIN_MARGIN
+
+
+def test_the_shipped_database_claims_no_win_without_evidence() -> None:
+    summaries = [json.loads(p.read_text()) for p in SHIPPED_DB.rglob("summary.json")]
+    assert summaries
+    for s in summaries:
+        assert s["use"] == "tuned" if uses_tuned(s) else s["use"] == "default", s["workload"]
 
 
 def test_rerun_skips_finished_workloads_and_interrupt_keeps_them(tuned, monkeypatch) -> None:
@@ -126,9 +180,10 @@ def test_tune_model_tasks_writes_summaries(tuned_model) -> None:
     assert len(summaries) == len(tasks) >= 2  # blockA: conv+BN+ReLU, conv+BN+residual add
     for s in summaries:
         assert s["default_run_s"] > 0 and s["use"] in ("tuned", "default")
-        assert (s["use"] == "tuned") == (
-            s["best_run_s"] is not None and s["best_run_s"] < s["default_run_s"]
-        )
+        duel = s["duel"]
+        wins = duel["significant"] and duel["margin"] is not None
+        wins = wins and duel["margin"] >= duel["min_margin"]
+        assert (s["use"] == "tuned") == wins == uses_tuned(s)
     for key in tasks:
         assert list(root.glob(f"*/{key}/summary.json")), key
 
@@ -148,7 +203,7 @@ def test_model_build_uses_tuned_functions_that_won(tuned_model, tmp_path) -> Non
     try:
         for k, p in summaries.items():  # pretend the first task's tuned schedule won
             s = json.loads(saved[k])
-            p.write_text(json.dumps({**s, "use": "tuned" if k == keys[0] else "default"}))
+            p.write_text(json.dumps(_won(s) if k == keys[0] else {**s, "use": "default"}))
         cache = KernelCache(tmp_path, tuning=TuningDatabase([root]))
         k1 = cache.model(mw, True, threads=1)
         assert k1.tuned_from == "1 functions" and ":tuned-1-" in k1.schedule

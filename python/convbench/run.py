@@ -374,10 +374,10 @@ class Runner:
     def _export_graph_def(self, cache: KernelCache, w: ModelWorkload, where: dict) -> None:
         out = cache.root / "graphdefs" / f"{w.key.replace('/', '_')}-{_digest(w)}.pb"
         if not out.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
             try:
+                out.parent.mkdir(parents=True, exist_ok=True)
                 run_worker(GraphDefTask(workload=w, out=str(out)), self.options.cell_timeout_s)
-            except WorkerError as e:
+            except (WorkerError, OSError) as e:
                 self._error("build", {**where, "backend": "tf"}, f"GraphDef: {e}")
                 return
         self.graph_defs[w.key] = out

@@ -1,17 +1,19 @@
 """`convbench tune`: MetaSchedule on single convs, or on a model's distinct fused functions, per
 thread count, into a database that later builds read (build.tuning_db).
 
-One directory per target and task: an interrupted tune loses at most the task in progress (the
-records it already measured stay usable), and a rerun skips finished tasks. After tuning, the best
-tuned schedule and the default (hand-written) one are both timed by the harness in a worker, as a
-run measures, and the summary records which one builds use. Nothing here prints: progress goes to
-a callback as events, and the summaries are returned.
+One directory per target and task: an interrupted tune loses at most the task in progress (its
+records stay, and a rerun resumes from them; until a summary is written, builds do not use them),
+and a rerun skips finished tasks. After tuning, the best tuned schedule and the default
+(hand-written) one duel: each is timed DUEL_RUNS times by the harness, each time in a worker of
+its own, as a run measures, alternating; the tuned one is used only where it won by more than the
+noise (build.tuning_db.duel_verdict), and summary.json records the test. Nothing here prints:
+progress goes to a callback as events, and the summaries are returned.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +25,15 @@ from .build.compute import conv_module
 from .build.relax import distinct_functions, relax_module, task_module, to_primfuncs
 from .build.schedules import schedule_primfunc
 from .build.target import host_target
-from .build.tuning_db import TuningDatabase, read_summary, task_dir, workload_key
+from .build.tuning_db import (
+    DUEL_RUNS,
+    TuningDatabase,
+    duel_verdict,
+    read_summary,
+    task_dir,
+    workload_key,
+    write_summary,
+)
 from .cpus import plan_cpus
 from .measure.pool import run_worker
 from .measure.tasks import TimeFuncTask
@@ -60,36 +70,61 @@ def tune_task(
     trials: int,
     root: Path,
     time_both: Callable[[Any], tuple[float | None, float]],
+    runs: int = DUEL_RUNS,
 ) -> dict[str, Any]:
     """One task (a conv workload or a fused model function, kept under `key`) tuned for
     `threads` threads into `root`; returns its summary. `time_both(target)` times the best tuned
-    schedule (None when there is none) and the hand-written one after tuning; the faster is the
-    one builds use. A task whose summary says it finished with at least `trials` is skipped."""
+    schedule (None when there is none) and the hand-written one once each, in workers; it is
+    called `runs` times, and duel_verdict says which one builds use. A task whose summary says it
+    finished with at least `trials` is skipped; one whose summary predates the duel's test is
+    timed again (not tuned again) and gets a new verdict."""
     target = host_target(threads)
     d = task_dir(root, key, target)
     summary = read_summary(d)
-    if summary.get("trials", 0) >= trials:
+    if summary.get("trials", 0) >= trials and "duel" in summary:
         return {**summary, "skipped": True}
     d.mkdir(parents=True, exist_ok=True)
-    (d / "summary.json").unlink(missing_ok=True)  # stale once tuning resumes
-    elapsed, best = run_metaschedule(mod, target, threads, trials, d)
-    tuned_s, default_s = time_both(target)
-    use = "tuned" if tuned_s is not None and tuned_s < default_s else "default"
+    if summary.get("trials", 0) >= trials:  # tuned before the duel had a test: re-decide
+        elapsed, best = float(summary.get("tune_s", 0.0)), []
+        metaschedule_best = summary.get("metaschedule_best_s")
+        records = summary.get("records")
+    else:
+        # Stale once tuning resumes: until the new verdict is written, no build uses this task.
+        (d / "summary.json").unlink(missing_ok=True)
+        elapsed, best = run_metaschedule(mod, target, threads, trials, d)
+        metaschedule_best, records = min(best, default=None), len(best)
+    tuned_runs: list[float] | None = []
+    default_runs: list[float] = []
+    for _ in range(runs):
+        tuned_s, default_s = time_both(target)
+        default_runs.append(default_s)
+        if tuned_s is None:
+            tuned_runs = None
+        elif tuned_runs is not None:
+            tuned_runs.append(tuned_s)
+    duel = duel_verdict(tuned_runs, default_runs)
     summary = {
         "workload": label,
         "threads": threads,
         "target": str(target),
         "trials": trials,
-        "records": len(best),
+        "records": records,
         "tune_s": elapsed,
-        "metaschedule_best_s": min(best, default=None),  # MetaSchedule runner's own figure
-        "best_run_s": tuned_s,
-        "default_run_s": default_s,
-        "use": use,
+        "metaschedule_best_s": metaschedule_best,  # MetaSchedule runner's own figure
+        "best_run_s": statistics.median(tuned_runs) if tuned_runs else None,
+        "default_run_s": statistics.median(default_runs),
+        "use": duel["use"],
+        "duel": duel,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (d / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_summary(d, summary)
     return summary
+
+
+# MetaSchedule's builder and runner give up on a candidate after 30 s by default: on a loaded
+# machine every candidate of a tune timed out (a bare conv's build took 60 s at a load of 3 on
+# 2 cores) and the tune ended with no record. A candidate that is slow to build is not a bad one.
+CANDIDATE_TIMEOUT_S = 300.0
 
 
 def run_metaschedule(
@@ -113,12 +148,10 @@ def run_metaschedule(
             max_trials_global=trials,
             num_trials_per_iter=min(64, trials),
             database=db,
+            builder=ms.builder.LocalBuilder(timeout_sec=CANDIDATE_TIMEOUT_S),
+            runner=ms.runner.LocalRunner(timeout_sec=CANDIDATE_TIMEOUT_S),
             num_tuning_cores=len(os.sched_getaffinity(0)),
             seed=0,
-            # MetaSchedule's 30 s default fails every candidate of a tiny workload when the
-            # machine is busy (a build that waits for a core is not a broken build)
-            builder=ms.builder.LocalBuilder(timeout_sec=600),
-            runner=ms.runner.LocalRunner(timeout_sec=600),
         )
     finally:
         if saved is None:
@@ -148,11 +181,19 @@ def tune_workload(
     the default schedule afterwards is not used.
     """
 
+    kernels: dict[str, Path | None] = {}
+
     def time_both(target: Any) -> tuple[float | None, float]:
-        tuned = KernelCache(cache_dir, tuning=TuningDatabase([root])).conv(w, threads)
-        default = KernelCache(cache_dir).conv(w)
-        tuned_s = measure_kernel(w, threads, tuned.path) if tuned.tuned_from else None
-        return tuned_s, measure_kernel(w, threads, default.path)
+        if not kernels:  # built once, timed in every run of the duel
+            db = TuningDatabase([root])
+            tuned = KernelCache(cache_dir, tuning=db).conv(w, threads, honour_summary=False)
+            kernels["tuned"] = tuned.path if tuned.tuned_from else None
+            kernels["default"] = KernelCache(cache_dir).conv(w).path
+        default = kernels["default"]
+        assert default is not None
+        tuned_path = kernels["tuned"]
+        tuned_s = measure_kernel(w, threads, tuned_path) if tuned_path is not None else None
+        return tuned_s, measure_kernel(w, threads, default)
 
     return tune_task(w.key, workload_key(w), conv_module(w), threads, trials, root, time_both)
 
@@ -208,34 +249,52 @@ def model_tasks(spec: ModelSpec, which: str, batch: int) -> dict[str, tuple[str,
     return out
 
 
-def time_function(mod: Any, target: Any, threads: int) -> float:
-    """Median time of the one-function module `mod`, compiled for `target`, on random arguments
-    (its last parameter is the output), measured in a worker as a run measures."""
+def compile_function(mod: Any, target: Any, lib: Path) -> tuple[Path, list[list[int]]]:
+    """The one-function module `mod` compiled for `target` into `lib`; (lib, its parameters'
+    shapes)."""
     import tvm
 
-    func = mod["main"]
-    shapes = [[int(d) for d in p.shape] for p in func.params]
+    shapes = [[int(d) for d in p.shape] for p in mod["main"].params]
+    with target:
+        tvm.compile(mod, target=target).export_library(str(lib))
+    return lib, shapes
+
+
+def time_compiled(lib: Path, shapes: list[list[int]], threads: int) -> float:
+    """Median time of a compiled one-function module on random arguments (its last parameter is
+    the output), measured in a worker as a run measures."""
+    task = TimeFuncTask(kernel_path=str(lib), shapes=shapes, cpus=list(plan_cpus(threads).cpus))
+    return float(run_worker(task, 600)["median_s"])
+
+
+def time_function(mod: Any, target: Any, threads: int) -> float:
+    """time_compiled of `mod` compiled for `target`, in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="convbench-tune-") as tmp:
-        lib = Path(tmp) / "f.so"
-        with target:
-            tvm.compile(mod, target=target).export_library(str(lib))
-        task = TimeFuncTask(kernel_path=str(lib), shapes=shapes, cpus=list(plan_cpus(threads).cpus))
-        return float(run_worker(task, 600)["median_s"])
+        return time_compiled(*compile_function(mod, target, Path(tmp) / "f.so"), threads)
 
 
 def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: Path) -> dict:
     from tvm import s_tir
 
     mod = task_module(func)
+    with tempfile.TemporaryDirectory(prefix="convbench-tune-") as tmp:
+        libs: dict[str, tuple[Path, list[list[int]]] | None] = {}
 
-    def time_both(target: Any) -> tuple[float | None, float]:
-        rec = TuningDatabase([root]).lookup_key(key, target, mod, honour_summary=False)
-        sch = s_tir.Schedule(mod)
-        schedule_primfunc(sch)
-        tuned_s = time_function(rec.mod, target, t) if rec is not None else None
-        return tuned_s, time_function(sch.mod, target, t)
+        def time_both(target: Any) -> tuple[float | None, float]:
+            if not libs:  # compiled once, timed in every run of the duel
+                rec = TuningDatabase([root]).lookup_key(key, target, mod, honour_summary=False)
+                sch = s_tir.Schedule(mod)
+                schedule_primfunc(sch)
+                libs["default"] = compile_function(sch.mod, target, Path(tmp) / "default.so")
+                libs["tuned"] = (
+                    compile_function(rec.mod, target, Path(tmp) / "tuned.so") if rec else None
+                )
+            default, tuned = libs["default"], libs["tuned"]
+            assert default is not None
+            tuned_s = time_compiled(*tuned, t) if tuned is not None else None
+            return tuned_s, time_compiled(*default, t)
 
-    return tune_task(label, key, mod, t, trials, root, time_both)
+        return tune_task(label, key, mod, t, trials, root, time_both)
 
 
 def tune_model(

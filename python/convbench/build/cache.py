@@ -1,21 +1,32 @@
 """TVM kernels: the conv computation, its build for the host, and the on-disk kernel cache.
 
-A cache entry is a directory `<name>-<key>/` holding `kernel.so` and `manifest.json`. The key hashes
-everything that changes the binary: the workload, the target, the TVM and tvm-ffi versions, and
-the source of the compute and schedule code. An entry is published by an atomic rename after the
-manifest (with the .so's SHA-256) is written, so a half-written or corrupt entry fails its check
+A cache entry is a directory `<name>-<key>/` holding `kernel.so` (a model's also `plan.json` and
+`constants.npz`) and `manifest.json`. The key hashes everything that changes the binary: the
+workload, the target, the TVM and tvm-ffi versions, and the source of the compute and schedule
+code. An entry is built in a temporary directory and published by an atomic rename after the
+manifest (with every file's SHA-256) is written, so a half-written or corrupt entry fails its check
 and is rebuilt, never loaded.
+
+Processes share a cache: building an entry, and removing one that failed its check, happen under
+an exclusive lock on `.<entry>.lock` (fcntl.flock), and the entry is checked again once the lock
+is held, so a process never removes an entry another one has just published. A build killed
+half-way leaves its temporary directory `.<entry>.<pid>.<random>`; the next build in that cache
+removes those whose process is gone and that are older than STALE_TEMP_S.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +43,49 @@ __all__ = [
     "cache_home",
     "default_cache_dir",
     "source_digest",
+    "usable_cache_dir",
+    "writable_dir",
 ]
 
 MANIFEST = "manifest.json"
 LIBRARY = "kernel.so"
+STALE_TEMP_S = 600.0  # a dead process's temporary build directory older than this is removed
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}$")
+
+
+def writable_dir(path: Path | str) -> str | None:
+    """None when `path` is, or can be made, a directory this process can write into; else a
+    phrase saying why not ("<path> is a file, not a directory")."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{p} is a file, not a directory"
+    except OSError as e:
+        return f"{p} cannot be created ({e.strerror})"
+    if not p.is_dir():
+        return f"{p} is not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"{p} is not writable ({e.strerror})"
+    return None
+
+
+def usable_cache_dir(root: Path | str | None = None) -> tuple[Path, str | None]:
+    """(the cache directory to use, a warning or None): `root` (default: default_cache_dir())
+    when it is a writable directory, else a new temporary directory and the reason."""
+    p = Path(root) if root is not None else default_cache_dir()
+    problem = writable_dir(p)
+    if problem is None:
+        return p, None
+    tmp = Path(tempfile.mkdtemp(prefix="convbench-cache-"))
+    return tmp, (
+        f"the kernel cache {problem}: this run uses the temporary cache {tmp} instead (kernels "
+        "are rebuilt next time; --cache-dir or $CONVBENCH_CACHE_DIR picks another)"
+    )
 
 
 def cache_home() -> Path:
@@ -109,12 +159,16 @@ class KernelCache:
             "source": source_digest(),
         }
 
-    def conv(self, w: ConvWorkload, threads: int | None = None) -> BuiltKernel:
-        """The kernel of `w`: tuned for `threads` if the tuning database has it, else default."""
+    def conv(
+        self, w: ConvWorkload, threads: int | None = None, honour_summary: bool = True
+    ) -> BuiltKernel:
+        """The kernel of `w`: tuned for `threads` if the tuning database has a schedule that won
+        its duel (any tuned schedule, with honour_summary=False: the duel itself), else
+        default."""
         desc = {**w.problem(), "dtype": "float32"}
         if threads is not None and self.tuning is not None:
             target = host_target(threads)
-            tuned = self.tuning.lookup(w, target, compute.conv_module(w))
+            tuned = self.tuning.lookup(w, target, compute.conv_module(w), honour_summary)
             if tuned is not None:
                 return self._get(
                     f"{w.key}-t{threads}",
@@ -174,25 +228,75 @@ class KernelCache:
         identity = self._identity(name, workload, schedule, target)
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         entry = self.root / f"{_safe(name)}-{key}"
-        cached_build_s = self._load(entry, key)
-        cached = cached_build_s is not None
-        if not cached:
-            if entry.exists():
-                shutil.rmtree(entry, ignore_errors=True)  # half-written or corrupt: rebuild it
-        build_s = (
-            cached_build_s if cached else self._build(entry, key, identity, make, target, export)
-        )
+        build_s = self._load(entry, key)
+        cached = build_s is not None
+        if build_s is None:
+            with self._locked(entry):
+                build_s = self._load(entry, key)  # published while this process waited?
+                cached = build_s is not None
+                if build_s is None:
+                    self._discard(entry)  # half-written or corrupt, checked under the lock
+                    build_s = self._build(entry, key, identity, make, target, export)
         return BuiltKernel(name, entry / LIBRARY, key, schedule, cached, build_s, tuned_from)
 
+    @contextlib.contextmanager
+    def _locked(self, entry: Path) -> Iterator[None]:
+        """An exclusive lock on `entry` among every process sharing this cache."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / f".{entry.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _discard(self, entry: Path) -> None:
+        """Removes an entry that failed its check (the caller holds its lock): moved aside
+        first, so the name is free at once even if removing its files fails."""
+        if not entry.exists():
+            return
+        aside = entry.with_name(f".{entry.name}.{os.getpid()}.discard")
+        try:
+            os.replace(entry, aside)
+        except OSError:
+            aside = entry
+        shutil.rmtree(aside, ignore_errors=True)
+
     def _load(self, entry: Path, key: str) -> float | None:
-        """The entry's original build time if it is whole and matches `key`, else None."""
+        """The entry's original build time if it is whole (every file it lists has its
+        checksum: the library, and a model's plan.json and constants.npz) and matches `key`."""
         try:
             manifest = json.loads((entry / MANIFEST).read_text())
-            if manifest.get("key") != key or _sha256(entry / LIBRARY) != manifest.get("sha256"):
+            files = manifest.get("files")
+            if manifest.get("key") != key or not isinstance(files, dict) or LIBRARY not in files:
                 return None
+            for rel, digest in files.items():
+                if _sha256(entry / rel) != digest:
+                    return None
             return float(manifest.get("build_s", 0.0))
         except (OSError, ValueError, AttributeError, TypeError):
             return None
+
+    def _clean_stale(self) -> None:
+        """Removes temporary build directories left by killed builds: those whose process is
+        gone and that are older than STALE_TEMP_S."""
+        now = time.time()
+        try:
+            children = list(self.root.iterdir())
+        except OSError:
+            return
+        for d in children:
+            m = _TEMP_NAME.match(d.name)
+            if m is None and not d.name.endswith(".discard"):
+                continue
+            try:
+                if not d.is_dir() or now - d.stat().st_mtime < STALE_TEMP_S:
+                    continue
+            except OSError:
+                continue
+            pid = int(m.group(1)) if m else int(d.name.rsplit(".", 2)[-2])
+            if not _alive(pid):
+                shutil.rmtree(d, ignore_errors=True)
 
     def _build(
         self,
@@ -208,7 +312,8 @@ class KernelCache:
         import tvm
 
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=self.root))
+        self._clean_stale()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", dir=self.root))
         try:
             t0 = time.perf_counter()
             lib = tmp / LIBRARY
@@ -218,22 +323,31 @@ class KernelCache:
                 else:
                     tvm.compile(make(), target=target).export_library(str(lib))
             build_s = time.perf_counter() - t0
+            files = {
+                str(f.relative_to(tmp)): _sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()
+            }
             manifest = {
                 "key": key,
                 "identity": identity,
-                "sha256": _sha256(lib),
+                "sha256": files[LIBRARY],
+                "files": files,
                 "build_s": build_s,
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-            try:
-                os.replace(tmp, entry)
-            except OSError:
-                # Another process published the same entry first; theirs is as good as ours.
-                if self._load(entry, key) is None:
-                    raise
+            os.replace(tmp, entry)  # the caller holds the lock and removed any bad entry
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return build_s
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _safe(name: str) -> str:

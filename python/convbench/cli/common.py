@@ -4,25 +4,42 @@ reading the shapes file once, running with the live display, and the closing lin
 from __future__ import annotations
 
 import argparse
+import errno
+import math
+import re
+import resource
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from ..build.cache import usable_cache_dir
 from ..build.target import TargetError
+from ..host import cold_copies
 from ..native.harness import RunConfig
 from ..paths import parse_paths
 from ..report.live import ConsoleReporter
 from ..report.tables import print_report
 from ..results.document import ResultsDoc, ResultsError
-from ..run import Runner, RunOptions
-from ..spec.errors import SpecError
+from ..run import Runner, RunOptions, RunPlan
+from ..spec.budget import fmt_bytes, refusals
+from ..spec.conv import ConvWorkload
+from ..spec.errors import SpecError, quote
 from ..spec.shapes import ShapesFile, load_shapes
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_SAMPLES",
+    "MAX_THREADS",
     "add_timing_args",
     "add_workload_args",
+    "bounded_float",
+    "bounded_int",
+    "check_memory",
+    "check_timing",
     "consoles",
     "default_json_path",
     "execute",
@@ -30,36 +47,86 @@ __all__ = [
     "int_list",
     "non_negative_int",
     "load_shapes_or_report",
+    "memory_available",
+    "memory_size",
     "paths_arg",
     "positive_float",
     "positive_int",
     "read_results",
+    "resolve_cache_dir",
     "run_options",
 ]
 
+# Command-line bounds: above these a value is a typo, not a plan.
+MAX_THREADS = 4096
+MAX_BATCH = 2**31 - 1  # beyond int32 TVM cannot index the batch; the memory bound comes first
+MAX_SAMPLES = 5000  # samples per cell (the oneDNN profile of tf/kernel holds one line per call)
+MAX_SECONDS = 7 * 24 * 3600.0  # any duration option
+MAX_SAMPLE_TIME = 60.0  # --min-sample-time
+MAX_TRIALS = 100_000
 
-def int_list(text: str) -> list[int]:
+
+def int_list(text: str, maximum: int = MAX_BATCH, what: str = "value") -> list[int]:
+    expected = f"expected comma-separated positive integers, got {quote(text)}"
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(expected) from None
     if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(expected)
+    big = [v for v in values if v > maximum]
+    if big:
+        raise argparse.ArgumentTypeError(f"{quote(big[0])}: at most {maximum:,} per {what}")
     return sorted(dict.fromkeys(values))
 
 
+def thread_list(text: str) -> list[int]:
+    return int_list(text, MAX_THREADS, "thread count")
+
+
+def batch_list(text: str) -> list[int]:
+    return int_list(text, MAX_BATCH, "batch size")
+
+
+def bounded_float(
+    low: float, high: float, what: str = "number", inclusive_low: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in (low, high] ([low, high] with inclusive_low)."""
+    above = f"at least {low:g}" if inclusive_low else f"above {low:g}"
+
+    def parse(text: str) -> float:
+        expected = f"expected a {what} {above} and at most {high:g}, got {quote(text)}"
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(expected) from None
+        if not math.isfinite(v) or v > high or v < low or (v == low and not inclusive_low):
+            raise argparse.ArgumentTypeError(expected)
+        return v
+
+    return parse
+
+
+def bounded_int(low: int, high: int, what: str = "integer") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not low <= v <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a {what} from {low:,} to {high:,}, got {quote(text)}"
+            )
+        return v
+
+    return parse
+
+
 def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+    """A finite number above 0 (at most a week's worth of seconds)."""
+    return bounded_float(0.0, MAX_SECONDS, "number")(text)
 
 
 def positive_int(text: str) -> int:
@@ -68,7 +135,7 @@ def positive_int(text: str) -> int:
     except ValueError:
         v = 0
     if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
     return v
 
 
@@ -89,6 +156,110 @@ def cache_modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def memory_size(text: str) -> int:
+    """'8G', '512M', '1.5G', '2TiB', '1000000' (bytes) -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([KMGTkmgt]?)(?:i?[Bb])?\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 8G, 512M or a number of bytes, got {quote(text)}"
+        )
+    value = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    if not 1 << 20 <= value <= 1 << 50:
+        raise argparse.ArgumentTypeError(f"expected a size from 1M to 1024T, got {quote(text)}")
+    return int(value)
+
+
+def _cgroup_room() -> int | None:
+    """Bytes this process's cgroup may still allocate (v2, then v1), None when unlimited."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:
+            return max(int(limit) - usage, 0)
+    return None
+
+
+def memory_available() -> int:
+    """Bytes a worker may allocate: the system's available memory, or less where the address
+    space limit (RLIMIT_AS) or the cgroup's limit says so."""
+    import psutil
+
+    room = [psutil.virtual_memory().available]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        room.append(max(soft - psutil.Process().memory_info().vms, 0))
+    cgroup = _cgroup_room()
+    if cgroup is not None:
+        room.append(cgroup)
+    return min(room)
+
+
+def check_memory(
+    shapes: ShapesFile, options: RunOptions, max_memory: int | None, err: Console
+) -> bool:
+    """Every workload of the run within what TVM can index and within the memory limit
+    (`max_memory`, or half of the memory available); False (messages printed) when not. Pure
+    arithmetic on the parsed file: nothing is built or allocated."""
+    if max_memory is not None:
+        limit, text = max_memory, "--max-memory"
+    else:
+        available = memory_available()
+        limit = available // 2
+        text = f"half of the {fmt_bytes(available)} available; --max-memory raises it"
+    problems: list[str] = []
+    for w in RunPlan(shapes.convs, options).workloads:
+        copies = 1
+        if "cold" in options.caches and isinstance(w, ConvWorkload):
+            # a cold cell rotates through this many copies of the call's arrays
+            shapes_of = (w.input_shape, w.weight_shape, w.output_shape)
+            copies = cold_copies(4 * sum(math.prod(s) for s in shapes_of))
+        problems += refusals(shapes, [w], limit, text, copies=copies)
+    if not problems:
+        return True
+    shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+    err.print(
+        "[bold red]convbench: refused before building anything[/]\n" + "\n".join(shown),
+        highlight=False,
+    )
+    return False
+
+
+def check_timing(args: argparse.Namespace, err: Console) -> bool:
+    """Timing options that cannot work together: a cell that cannot finish its samples before
+    --cell-timeout. False (message printed) when refused."""
+    needed = args.warmup + args.samples * args.min_sample_time
+    if needed >= args.cell_timeout:
+        err.print(
+            f"[bold red]convbench:[/] --cell-timeout {args.cell_timeout:g} s is shorter than "
+            f"one cell's sampling needs (--warmup + --samples x --min-sample-time = "
+            f"{needed:g} s): every cell would time out",
+            highlight=False,
+        )
+        return False
+    return True
+
+
+def resolve_cache_dir(path: Path | None, err: Console) -> Path:
+    """The kernel cache to use: `path` (or the default) when it is a writable directory, else a
+    temporary one, with a warning saying why."""
+    root, problem = usable_cache_dir(path)
+    if problem is not None:
+        err.print(f"[yellow]convbench: warning:[/] {problem}", highlight=False)
+    return root
+
+
 def paths_arg(text: str) -> tuple[tuple[str, str], ...]:
     try:
         return parse_paths(text)
@@ -98,16 +269,29 @@ def paths_arg(text: str) -> tuple[tuple[str, str], ...]:
 
 def add_workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shapes", required=True, type=Path, help="workload file (shapes.yaml)")
-    p.add_argument("--threads", type=int_list, default=[1], help="thread counts, e.g. 1,4,8 (1)")
-    p.add_argument("--batch", type=int_list, default=[1], help="batch sizes, e.g. 1,100 (1)")
+    p.add_argument("--threads", type=thread_list, default=[1], help="thread counts, e.g. 1,4,8 (1)")
+    p.add_argument("--batch", type=batch_list, default=[1], help="batch sizes, e.g. 1,100 (1)")
+    p.add_argument(
+        "--max-memory",
+        type=memory_size,
+        default=None,
+        metavar="SIZE",
+        help="refuse a workload whose estimated memory is above this, e.g. 8G (default: half "
+        "of the memory available)",
+    )
 
 
 def add_timing_args(p: argparse.ArgumentParser) -> None:
     """How cells are sampled and run: every command that measures takes these."""
-    p.add_argument("--samples", type=positive_int, default=10, help="samples per cell (10)")
+    p.add_argument(
+        "--samples",
+        type=bounded_int(1, MAX_SAMPLES, "positive integer"),
+        default=10,
+        help=f"samples per cell (10, at most {MAX_SAMPLES})",
+    )
     p.add_argument(
         "--min-sample-time",
-        type=positive_float,
+        type=bounded_float(0.0, MAX_SAMPLE_TIME, "number"),
         default=0.01,
         metavar="S",
         help="minimum seconds per sample; iterations are calibrated to reach it (0.01)",
@@ -121,14 +305,14 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--warmup-iters",
-        type=non_negative_int,
+        type=bounded_int(0, 1_000_000, "warmup-iters"),
         default=10,
         metavar="N",
         help="... and at least this many warm-up calls, however long a call takes (10)",
     )
     p.add_argument(
         "--repetitions",
-        type=positive_int,
+        type=bounded_int(1, 1000, "repetitions"),
         default=3,
         metavar="N",
         help="measure each cell in N fresh processes, interleaved with the other cells; "
@@ -150,7 +334,12 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         help="a fresh interpreter for every cell instead of a child of a fork server that "
         "imported TF and TVM once (slower; the same pools and pinning)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument(
+        "--seed",
+        type=bounded_int(0, 2**32 - 1, "seed"),
+        default=0,
+        help="seed of the random inputs (0)",
+    )
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -234,9 +423,45 @@ def execute(
         reporter.stop()
         err.print(f"[bold red]convbench:[/] {e}", highlight=False)
         return 2
+    except OSError as e:
+        reporter.stop()
+        err.print(f"[bold red]convbench: stopped:[/] {_os_error(e)}", highlight=False)
+        err.print(_saved_so_far(json_path, runner.doc), highlight=False)
+        return 1
     reporter.stop()
     print_report(doc, console, details=False)
     return doc
+
+
+def _os_error(e: OSError) -> str:
+    what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({what})"
+    return what
+
+
+def _saved_so_far(json_path: Path, doc: ResultsDoc) -> str:
+    """What the results file on disk holds now (the last save that succeeded), and where the
+    rest went when it could be written elsewhere (the temporary directory, often another
+    file system)."""
+    measured = len(doc.records)
+    try:
+        saved = len(ResultsDoc.load(json_path).records)
+    except ResultsError:
+        saved = None
+    text = (
+        f"{json_path} holds the {saved} measurement(s) saved before the fault"
+        if saved is not None
+        else f"nothing could be saved to {json_path}"
+    )
+    if measured > (saved or 0):
+        rescue = Path(tempfile.gettempdir()) / f"convbench-rescued-{json_path.name}"
+        try:
+            doc.save(rescue)
+        except OSError:
+            return text + f"; {measured - (saved or 0)} more measured could not be written"
+        return text + f"; all {measured} measured are in {rescue}"
+    return text
 
 
 def failures(doc: ResultsDoc) -> tuple[int, int]:

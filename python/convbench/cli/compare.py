@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..report.tables import compare_table
 from ..results.compare import compare_runs
-from .common import consoles, positive_float, read_results
+from .common import bounded_float, consoles, read_results
 
 __all__ = ["compare_main"]
 
@@ -28,13 +28,13 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("new", type=Path)
     p.add_argument(
         "--alpha",
-        type=positive_float,
+        type=bounded_float(0.0, 0.5, "significance level"),
         default=0.05,
         help="significance level of the test (0.05)",
     )
     p.add_argument(
         "--min-change",
-        type=positive_float,
+        type=bounded_float(0.0, 10.0, "min-change"),
         default=0.02,
         help="smallest relative change that is called a change (0.02)",
     )

@@ -14,12 +14,15 @@ from ..report.plot import partsearch_plot
 from .common import (
     add_timing_args,
     add_workload_args,
+    check_memory,
+    check_timing,
     consoles,
     default_json_path,
     execute,
     failures,
     load_shapes_or_report,
     paths_arg,
+    resolve_cache_dir,
     run_options,
 )
 
@@ -68,6 +71,9 @@ def partsearch_main(argv: list[str]) -> int:
         convs=not args.no_convs,
         layers=False,
     )
+    if not check_timing(args, err) or not check_memory(shapes, options, args.max_memory, err):
+        return 2
+    options.cache_dir = resolve_cache_dir(options.cache_dir, err)
     doc = execute(shapes, options, json_path, console, err)
     if isinstance(doc, int):
         return doc

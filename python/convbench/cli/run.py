@@ -14,13 +14,16 @@ from ..version import __version__
 from .common import (
     add_timing_args,
     add_workload_args,
+    bounded_float,
+    check_memory,
+    check_timing,
     consoles,
     default_json_path,
     execute,
     failures,
     load_shapes_or_report,
     paths_arg,
-    positive_float,
+    resolve_cache_dir,
     run_options,
 )
 
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_timing_args(p)
     p.add_argument(
         "--rtol",
-        type=positive_float,
+        type=bounded_float(0.0, 1.0, "tolerance"),
         default=1e-5,
         help="max |TVM - TF| allowed, relative to max |TF| (1e-5)",
     )
@@ -123,6 +126,9 @@ def run_main(argv: list[str]) -> int:
         options.paths = args.paths
     if not model_options(args, options, shapes.model, err):
         return 2
+    if not check_timing(args, err) or not check_memory(shapes, options, args.max_memory, err):
+        return 2
+    options.cache_dir = resolve_cache_dir(options.cache_dir, err)
     doc = execute(shapes, options, json_path, console, err)
     if isinstance(doc, int):
         return doc

@@ -8,10 +8,20 @@ from typing import Any
 
 from rich.console import Console
 
+from ..build.cache import writable_dir
 from ..build.tuning_db import default_db_dir
 from ..report.format import fmt_time, table
+from ..run import RunOptions
 from ..tune import tune_many, tune_model
-from .common import add_workload_args, consoles, load_shapes_or_report, positive_int
+from .common import (
+    MAX_TRIALS,
+    add_workload_args,
+    bounded_int,
+    check_memory,
+    consoles,
+    load_shapes_or_report,
+    resolve_cache_dir,
+)
 
 __all__ = ["build_tune_parser", "tune_main"]
 
@@ -24,7 +34,12 @@ def build_tune_parser() -> argparse.ArgumentParser:
         "kept, and running the same command again resumes.",
     )
     add_workload_args(p)
-    p.add_argument("--trials", type=positive_int, default=64, help="trials per workload (64)")
+    p.add_argument(
+        "--trials",
+        type=bounded_int(1, MAX_TRIALS, "positive integer"),
+        default=64,
+        help="trials per workload (64)",
+    )
     p.add_argument(
         "--db",
         type=Path,
@@ -74,7 +89,20 @@ def tune_main(argv: list[str]) -> int:
     if args.model and shapes.model is None:
         err.print(f"[bold red]convbench tune:[/] {args.shapes} has no `model` section")
         return 2
+    options = RunOptions(
+        threads=args.threads,
+        batches=args.batch,
+        model=shapes.model if args.model else None,
+        convs=not args.model,
+    )
+    if not check_memory(shapes, options, args.max_memory, err):
+        return 2
     root = args.db or default_db_dir()
+    problem = writable_dir(root)
+    if problem is not None:
+        err.print(f"[bold red]convbench tune:[/] the tuning database {problem}", highlight=False)
+        return 2
+    args.cache_dir = resolve_cache_dir(args.cache_dir, err)
     console.print(f"tuning database: {root}", highlight=False)
     progress = _progress(console, bool(args.model))
     try:

@@ -38,10 +38,12 @@ from .tasks import CheckTask, MeasureTask, OverheadTask, PeakTask, TimeFuncTask
 
 __all__ = [
     "peak",
+    "MAX_PROFILED_CALLS",
     "check_conv",
     "measure_conv_tf",
     "measure_conv_tvm",
     "overhead",
+    "tf_kernel_calls",
     "time_func",
     "tvm_path_timer",
 ]
@@ -192,6 +194,21 @@ def _measure_tf_native(task: MeasureTask) -> Record:
     return make_record(task, timing, **pin)
 
 
+# The most calls profiled for one tf/kernel cell (each prints a line of oneDNN's profile), unless
+# --samples asks for more: every sample gets at least one call.
+MAX_PROFILED_CALLS = 5000
+
+
+def tf_kernel_calls(config: RunConfig, per_call_s: float) -> int:
+    """How many calls a tf/kernel cell profiles: enough for --samples x --min-sample-time, at
+    most 50 per sample and MAX_PROFILED_CALLS in all, and never fewer than one per sample (a
+    sample of no calls would divide by zero)."""
+    budget = config.samples * config.min_sample_s
+    wanted = budget / per_call_s if per_call_s > 0 else float(50 * config.samples)
+    n = int(min(wanted, 50 * config.samples, MAX_PROFILED_CALLS))
+    return max(n, config.samples)
+
+
 def _measure_tf_kernel(task: MeasureTask) -> Record:
     """The oneDNN primitive's own execution time inside TF, from oneDNN's execution profile."""
     import ctypes
@@ -223,9 +240,7 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
                 fn()
                 calls += 1
             per_call = (time.perf_counter() - t0) / calls
-            budget = config.samples * config.min_sample_s
-            n_calls = int(min(max(budget / per_call, config.samples), 50 * config.samples, 5000))
-            n_calls = max(n_calls, config.samples)  # at least one call per sample
+            n_calls = tf_kernel_calls(config, per_call)
             # The process's CPU time over the wall time of the profiled calls: how many cores
             # the calls kept busy (oneDNN's own times carry no CPU clock).
             c0, w0 = time.process_time(), time.perf_counter()

@@ -12,6 +12,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import quote
+from .limits import check_int32
+
 __all__ = ["ConvSpec", "ConvWorkload"]
 
 Pair = tuple[int, int]
@@ -23,7 +26,7 @@ class ConvSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     input: tuple[int, int, int, int]
     kernel: Pair
     out_channels: int = Field(gt=0)
@@ -37,10 +40,10 @@ class ConvSpec(BaseModel):
     @classmethod
     def _input_nhwc(cls, v: Any) -> Any:
         if not isinstance(v, (list, tuple)) or len(v) != 4:
-            raise ValueError(f"expected an NHWC shape [N, H, W, C], got {v!r}")
+            raise ValueError(f"expected an NHWC shape [N, H, W, C], got {quote(v)}")
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
             raise ValueError(
-                f"every dimension of the NHWC input must be a positive integer, got {v}"
+                f"every dimension of the NHWC input must be a positive integer, got {quote(v)}"
             )
         return v
 
@@ -48,9 +51,9 @@ class ConvSpec(BaseModel):
     @classmethod
     def _positive_pair(cls, v: Any) -> Any:
         if not isinstance(v, (list, tuple)) or len(v) != 2:
-            raise ValueError(f"expected a pair [height, width], got {v!r}")
+            raise ValueError(f"expected a pair [height, width], got {quote(v)}")
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v):
-            raise ValueError(f"both values must be positive integers, got {v}")
+            raise ValueError(f"both values must be positive integers, got {quote(v)}")
         return v
 
     @field_validator("padding", mode="before")
@@ -59,7 +62,7 @@ class ConvSpec(BaseModel):
         if isinstance(v, str):
             if v not in ("SAME", "VALID"):
                 raise ValueError(
-                    f"expected SAME, VALID or [[top, bottom], [left, right]], got {v!r}"
+                    f"expected SAME, VALID or [[top, bottom], [left, right]], got {quote(v)}"
                 )
             return v
         ok = (
@@ -74,7 +77,8 @@ class ConvSpec(BaseModel):
         )
         if not ok:
             raise ValueError(
-                f"expected SAME, VALID or non-negative [[top, bottom], [left, right]], got {v!r}"
+                "expected SAME, VALID or non-negative [[top, bottom], [left, right]], "
+                f"got {quote(v)}"
             )
         return v
 
@@ -91,7 +95,27 @@ class ConvSpec(BaseModel):
                     f"impossible shape: the dilated kernel {axis} {extent} is larger than the "
                     f"padded input {axis} {size + p}"
                 )
+        tensors = self.tensor_elements(self.input[0])
+        problem = check_int32(tensors)
+        if problem is not None:
+            field = "out_channels" if problem.startswith("the weight") else "input"
+            raise ValueError(f"field '{field}': {problem}")
         return self
+
+    def tensor_elements(self, batch: int) -> dict[str, int]:
+        """Element count of every tensor the conv touches at `batch`: input, zero-padded input,
+        weights, output."""
+        (ph0, ph1), (pw0, pw1) = self.pads
+        _, h, w, c = self.input
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.strides, self.dilation
+        oh = (h + ph0 + ph1 - (kh - 1) * dh - 1) // sh + 1
+        ow = (w + pw0 + pw1 - (kw - 1) * dw - 1) // sw + 1
+        return {
+            "input": batch * h * w * c,
+            "padded input": batch * (h + ph0 + ph1) * (w + pw0 + pw1) * c,
+            "weight tensor": kh * kw * c * self.out_channels,
+            "output": batch * oh * ow * self.out_channels,
+        }
 
     @property
     def pads(self) -> ExplicitPadding:

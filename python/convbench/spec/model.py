@@ -21,14 +21,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .arrays import aligned_empty
 from .conv import ConvSpec, ConvWorkload
-from .errors import SpecError
+from .errors import SpecError, quote
+from .limits import MAX_BLOCKS, MAX_DEPTH, MAX_MODEL_NODES, MAX_STAGES, MAX_UNITS, check_int32
 
 __all__ = [
     "Graph",
@@ -47,8 +48,8 @@ class StemSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int = Field(gt=0)
     kernel: Pair = (3, 3)
-    units: int = Field(ge=0, default=1)
-    depth: int = Field(ge=1, default=2)
+    units: int = Field(ge=0, le=MAX_UNITS, default=1)
+    depth: int = Field(ge=1, le=MAX_DEPTH, default=2)
 
 
 class StageSpec(BaseModel):
@@ -58,15 +59,15 @@ class StageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     channels: int = Field(gt=0)
     strides: Pair = (1, 1)
-    expand_depth: int = Field(ge=1)
-    units: int = Field(ge=0)
-    depth: int = Field(ge=1)
+    expand_depth: int = Field(ge=1, le=MAX_DEPTH)
+    units: int = Field(ge=0, le=MAX_UNITS)
+    depth: int = Field(ge=1, le=MAX_DEPTH)
     kernel: Pair = (3, 3)
 
 
 class LogitsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     classes: int = Field(gt=0)
     kernel: Pair
     padding: str = "VALID"
@@ -74,35 +75,69 @@ class LogitsSpec(BaseModel):
 
 class CutSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    start: str = Field(alias="from")
-    stop: str = Field(alias="to")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    start: str = Field(alias="from", min_length=1, max_length=512)
+    stop: str = Field(alias="to", min_length=1, max_length=512)
 
 
 class ModelSpec(BaseModel):
     """shapes.yaml's `model` section."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
     input: tuple[int, int, int, int]
-    seed: int = 0
-    bn_epsilon: float = Field(gt=0, default=1e-3)
+    seed: int = Field(ge=0, le=2**64 - 1, default=0)
+    bn_epsilon: float = Field(gt=0, le=1, default=1e-3, allow_inf_nan=False)
     stem: StemSpec
-    stages: list[StageSpec] = Field(min_length=1)
+    stages: list[StageSpec] = Field(min_length=1, max_length=MAX_STAGES)
     logits: LogitsSpec
-    blocks: list[CutSpec] = Field(default_factory=list)
-    partsearch: list[str] = Field(default_factory=list)
+    blocks: list[CutSpec] = Field(default_factory=list, max_length=MAX_BLOCKS)
+    partsearch: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default_factory=list, max_length=MAX_BLOCKS
+    )
     note: str = ""
     _graph: Graph | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _cuts_exist(self) -> ModelSpec:
+        nodes = self.node_count
+        if nodes > MAX_MODEL_NODES:
+            raise ValueError(
+                f"the stem and stages expand to {nodes:,} nodes, more than the {MAX_MODEL_NODES:,} "
+                "a model may have: fewer units, depth or stages"
+            )
+        problem = check_int32({"input": _prod(self.input)})
+        if problem is not None:
+            raise ValueError(f"field 'input': {problem}")
+        seen: dict[str, str] = {self.name: "the model's own name"}
+        for i, b in enumerate(self.blocks):
+            if b.name in seen:
+                raise ValueError(
+                    f"blocks[{i}]: name {quote(b.name)} is also {seen[b.name]} (results are kept "
+                    "by name: give each block its own)"
+                )
+            seen[b.name] = f"blocks[{i}]"
         g = self.graph
-        for b in self.blocks:
-            g.cut(b.start, b.stop)  # raises SpecError naming the node
-        for name in self.partsearch:
-            g.cut(None, name)
+        for i, b in enumerate(self.blocks):
+            try:
+                g.cut(b.start, b.stop)  # raises SpecError naming the node
+            except SpecError as e:
+                raise ValueError(f"blocks[{i}] ('{b.name}'): fields 'from', 'to': {e}") from None
+        for i, name in enumerate(self.partsearch):
+            try:
+                g.cut(None, name)
+            except SpecError as e:
+                raise ValueError(f"partsearch[{i}]: {e}") from None
         return self
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes the description expands to, counted without building them."""
+        s = self.stem
+        n = 1 + 3 + s.units * 3 * s.depth  # input; stem conv, bn, relu; units (branch + add)
+        for st in self.stages:  # expand branch, shortcut conv + bn, add; units
+            n += 3 * st.expand_depth - 1 + 3 + st.units * 3 * st.depth
+        return n + 2  # logits conv and bias add
 
     @property
     def graph(self) -> Graph:
@@ -182,7 +217,7 @@ class Graph:
         close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return SpecError(
-            f"model '{self.name}' has no node named '{name}'{hint} "
+            f"model '{self.name}' has no node named {quote(name)}{hint} "
             f"(`convbench nodes --shapes <file>` lists them)"
         )
 
@@ -191,7 +226,7 @@ class Graph:
         the new input; every node between must depend on nothing computed before `start`."""
         start = start or self.input
         for n in (start, stop):
-            if n not in self._index:
+            if not isinstance(n, str) or n not in self._index:
                 raise self._unknown(n)
         i0, i1 = self._index[start], self._index[stop]
         if i1 <= i0:
@@ -252,6 +287,13 @@ class Graph:
         return Counter(n.shape for n in self.convs())
 
 
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
@@ -308,15 +350,20 @@ class _Builder:
         self, scope: str, x: str, cout: int, kernel: Pair, strides: Pair = (1, 1), pad="SAME"
     ) -> str:
         shape = self._shape(x)
-        spec = ConvSpec(
-            name=scope.replace("/", "."),
-            input=(1, *shape[1:]),
-            kernel=kernel,
-            out_channels=cout,
-            strides=strides,
-            padding=pad,
-            count=1,
-        )
+        try:
+            spec = ConvSpec(
+                name=scope.replace("/", "."),
+                input=(1, *shape[1:]),
+                kernel=kernel,
+                out_channels=cout,
+                strides=strides,
+                padding=pad,
+                count=1,
+            )
+        except ValidationError as e:
+            first = e.errors()[0]
+            msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+            raise SpecError(f"node '{scope}' (input {shape[1:]}): {msg}") from None
         out = ConvWorkload(spec, 1).output_shape
         return self._emit(Node(scope, "conv", (x,), tuple(out), spec, (f"{scope}/weights",)))
 
@@ -374,7 +421,8 @@ def _where(loc: tuple[Any, ...]) -> str:
         if isinstance(p, int):
             out += f"[{p}]"
         elif "[" not in str(p):
-            out += ("." if out else "") + str(p)
+            text = str(p) if len(str(p)) <= 40 else str(p)[:37] + "..."
+            out += ("." if out else "") + text
     return out
 
 
