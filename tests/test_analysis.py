@@ -184,3 +184,20 @@ def test_per_layer_flops_agree_between_the_frameworks(kernel_cache, model, block
     ]
     broken = layer_table(mw.graph, bad)
     assert any(name.startswith("(unmatched)") for name in broken["flops_mismatch"])
+
+
+def test_a_multi_thread_cell_that_ran_serially_is_named() -> None:
+    """The issue's tf/kernel at 2 threads read its 1-thread time: its parallelism shows it."""
+    from convbench.results.analysis import serial_cells
+
+    def with_par(r: Record, par: float, oversubscribed: bool = False) -> Record:
+        import dataclasses
+
+        return dataclasses.replace(r, parallelism=par, oversubscribed=oversubscribed)
+
+    records = [
+        with_par(rec("tf", "kernel", 3000), 1.02),
+        with_par(rec("tf", "native", 1500), 1.9),
+        with_par(rec("tvm", "native", 1500, workload="v"), 1.0, oversubscribed=True),
+    ]
+    assert [r.id for r in serial_cells(records)] == ["tf/kernel"]

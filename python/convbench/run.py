@@ -41,11 +41,13 @@ from .native.peak import PeakCache
 from .paths import ALL_PATHS, COLD_PATHS, MODEL_PATHS, PATHS
 from .report.live import NullReporter, Reporter
 from .results.analysis import (
+    SERIAL_PARALLELISM,
     conv_prediction,
     cross_checks,
     inconsistencies,
     ladder,
     layer_table,
+    serial_cells,
 )
 from .results.document import ResultsDoc
 from .results.record import UNSTABLE_CV, Record, pool_processes
@@ -577,6 +579,16 @@ class Runner:
         unstable = [r for r in self.doc.records if r.unstable]
         if unstable:
             self._warn(f"{len(unstable)} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")
+        serial = serial_cells(self.doc.records)
+        if serial:
+            self._warn(
+                f"{len(serial)} multi-thread cell(s) kept fewer than {SERIAL_PARALLELISM} CPUs "
+                "busy (a thread setting that did not take effect, or a call too small to split): "
+                + ", ".join(
+                    f"{r.workload} {r.id} t{r.threads} par {r.parallelism:.2f}" for r in serial[:6]
+                )
+                + (" ..." if len(serial) > 6 else "")
+            )
 
     def _warn_histogram(self) -> None:
         if self.options.model is None or not self.specs:

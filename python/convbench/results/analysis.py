@@ -27,6 +27,7 @@ __all__ = [
     "ladder",
     "layer_table",
     "node_layers",
+    "serial_cells",
 ]
 
 EVALUATOR_TOLERANCE = 0.05  # native and evaluator time the same call: they must agree this well
@@ -146,6 +147,23 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
                 entry["excluded"] = excluded
             entries.append(entry)
     return entries
+
+
+SERIAL_PARALLELISM = 1.2  # a multi-thread cell that kept fewer CPUs busy than this ran serially
+
+
+def serial_cells(records: Sequence[Record]) -> list[Record]:
+    """Records at 2 or more threads (not oversubscribed) whose calls kept fewer than
+    SERIAL_PARALLELISM CPUs busy: a thread setting that did not take effect (or a kernel too
+    small to split) looks like this, and its time is a one-thread time under another name."""
+    return [
+        r
+        for r in records
+        if r.threads >= 2
+        and not r.oversubscribed
+        and r.parallelism is not None
+        and r.parallelism < SERIAL_PARALLELISM
+    ]
 
 
 def cross_checks(records: Sequence[Record]) -> list[str]:
