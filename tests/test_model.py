@@ -192,6 +192,12 @@ def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
     for row in table["rows"][:2]:
         assert row["tvm_s"] > 0 and row["tf_s"] > 0 and row["tvm_funcs"] and row["tf_ops"]
     assert table["tvm_sum_s"] > 0 and table["tf_sum_s"] > 0
+    # the sums are the rows', and the rows hold every call and every op exactly once
+    assert table["tvm_sum_s"] == pytest.approx(sum(r["tvm_s"] for r in table["rows"]))
+    assert table["tvm_sum_s"] == pytest.approx(sum(c["median_s"] for c in raw["tvm_calls"]))
+    assert table["tf_sum_s"] == pytest.approx(sum(raw["tf_ops"].values()))
+    assert table["tvm_sum_vs_whole"] == pytest.approx(table["tvm_sum_s"] / raw["tvm_whole_s"])
+    assert table["flops_mismatch"] == []
 
 
 # --- the CLI on a tiny model ------------------------------------------------------------------
@@ -236,6 +242,14 @@ def test_partsearch_writes_json_and_png(convbench, tiny_model, tmp_path):
     assert pred.keys() == {"tvm", "tf"}
     assert pred["tvm"]["workload"] == "to:conv2d_12/BiasAdd"
     assert pred["tvm"]["predicted_conv_s"] > 0 and pred["tvm"]["measured_s"] > 0
+    # recomputed: count x median of each single conv's tvm/native, against the prefix
+    counts = {w["name"]: w["count"] for w in doc["workloads"] if w["kind"] == "conv"}
+    med = {(r["workload"], r["backend"], r["path"]): r["median_s"] for r in doc["records"]}
+    want = sum(c * med[(name, "tvm", "native")] for name, c in counts.items())
+    assert pred["tvm"]["predicted_conv_s"] == pytest.approx(want)
+    measured = med[("to:conv2d_12/BiasAdd", "tvm", "native")]
+    assert pred["tvm"]["measured_s"] == pytest.approx(measured)
+    assert pred["tvm"]["outside_convs_share"] == pytest.approx(1 - want / measured)
 
 
 def test_run_with_a_cut_measures_all_model_paths(convbench, tiny_model, tmp_path):
@@ -268,6 +282,8 @@ def test_run_with_a_cut_measures_all_model_paths(convbench, tiny_model, tmp_path
     assert check["ok"] and check["builds"].keys() == {"fused", "unfused"}
     (layers,) = doc["layers"]
     assert layers["tvm_sum_s"] > 0 and layers["tf_sum_s"] > 0
+    assert layers["tvm_sum_s"] == pytest.approx(sum(r["tvm_s"] for r in layers["rows"]))
+    assert layers["tf_sum_s"] == pytest.approx(sum(r["tf_s"] for r in layers["rows"]))
     assert "per layer" in proc.stdout and "model cuts" in proc.stdout
 
 
