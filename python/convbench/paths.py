@@ -49,6 +49,7 @@ class Rung:
     wraps: str | None = None
     is_python: bool = False
     partsearch: bool = False  # measured by `convbench partsearch` by default
+    reference: bool = False  # an outside timing of the rung it names, not a layer around it
     help: str = ""
 
     @property
@@ -94,6 +95,7 @@ RUNGS: tuple[Rung, ...] = (
         CONV,
         "wrapper",
         wraps="native",
+        reference=True,
         help="TVM's own time_evaluator: an outside reference for native",
     ),
     Rung(
@@ -214,12 +216,16 @@ def ladder_paths(backend: str) -> tuple[str, ...]:
     )
 
 
-def wraps(backend: str) -> dict[str, str]:
-    """{wrapper path: the native path it adds to} for `backend`'s conv rungs."""
+def wraps(backend: str, references: bool = True) -> dict[str, str]:
+    """{wrapper path: the native path it adds to} for `backend`'s conv rungs (with the
+    outside references, such as TVM's evaluator, unless `references` is False)."""
     return {
         r.name: r.wraps
         for r in RUNGS
-        if r.backend == backend and "conv" in r.kinds and r.wraps is not None
+        if r.backend == backend
+        and "conv" in r.kinds
+        and r.wraps is not None
+        and (references or not r.reference)
     }
 
 

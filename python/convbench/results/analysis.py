@@ -31,6 +31,14 @@ __all__ = [
 ]
 
 EVALUATOR_TOLERANCE = 0.05  # native and evaluator time the same call: they must agree this well
+# A kernel is not slower, and a wrapper not faster, than the call around / beneath it by more
+# than this or twice their CV: closer than that, the two are the same time measured twice.
+CONTAINMENT_TOLERANCE = 0.01
+
+
+def _noise(a: Record, b: Record, floor: float) -> float:
+    return max(floor, 2 * max(a.cv or 0.0, b.cv or 0.0))
+
 
 Cell = tuple[str, int, int]
 
@@ -56,13 +64,15 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
     - tf/kernel slower than tf/native, the call that contains it: the kernel is marked;
     - a wrapper (a Cython or Python loop, a TF Python API) faster than the native rung it adds
       to: the wrapper is marked.
+    "Slower" and "faster" mean beyond their noise (CONTAINMENT_TOLERANCE or twice their CV);
+    within it, the ladder shows the difference as zero.
     """
     out: dict[tuple[Cell, str], str] = {}
     for cell, m in by_cell(records).items():
         nat, ev = m.get("tvm/native"), m.get("tvm/evaluator")
         if nat and ev:
             diff = abs(nat.median_s - ev.median_s) / ev.median_s
-            allowed = max(EVALUATOR_TOLERANCE, 2 * max(nat.cv or 0.0, ev.cv or 0.0))
+            allowed = _noise(nat, ev, EVALUATOR_TOLERANCE)
             if diff > allowed:
                 out[(cell, ev.id)] = (
                     f"tvm/native ({nat.median_s * 1e6:.2f} us) and tvm/evaluator "
@@ -72,14 +82,28 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
         for backend in ("tvm", "tf"):
             kernel = m.get(f"{backend}/kernel")
             native = m.get(f"{backend}/native")
-            if kernel and native and kernel.median_s > native.median_s:
+            if (
+                kernel
+                and native
+                and (
+                    kernel.median_s
+                    > native.median_s * (1 + _noise(kernel, native, CONTAINMENT_TOLERANCE))
+                )
+            ):
                 out[(cell, kernel.id)] = (
                     f"{kernel.id} ({kernel.median_s * 1e6:.2f} us) is slower than "
                     f"{native.id} ({native.median_s * 1e6:.2f} us), which contains it"
                 )
-            for path, inner in wraps(backend).items():
+            for path, inner in wraps(backend, references=False).items():
                 outer_r, inner_r = m.get(f"{backend}/{path}"), m.get(f"{backend}/{inner}")
-                if outer_r and inner_r and outer_r.median_s < inner_r.median_s:
+                if (
+                    outer_r
+                    and inner_r
+                    and (
+                        outer_r.median_s * (1 + _noise(outer_r, inner_r, CONTAINMENT_TOLERANCE))
+                        < inner_r.median_s
+                    )
+                ):
                     out[(cell, outer_r.id)] = (
                         f"{outer_r.id} ({outer_r.median_s * 1e6:.2f} us) is faster than "
                         f"{inner_r.id} ({inner_r.median_s * 1e6:.2f} us), which it wraps"
@@ -118,7 +142,7 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
                         f"tvm/native ({native * 1e9:.1f} ns)"
                     )
             elif backend == "tf" and "tf/kernel" in m and "kernel" not in excluded:
-                kernel = m["tf/kernel"].median_s
+                kernel = min(m["tf/kernel"].median_s, native)  # within noise: no dispatch
             entry: dict[str, Any] = {
                 "workload": name,
                 "batch": batch,
@@ -138,10 +162,13 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
                     continue
                 t = r.median_s
                 python[path] = {
-                    **_rung(t - base.median_s, t),
+                    # a wrapper within noise of its rung (not excluded above) adds nothing
+                    **_rung(max(t - base.median_s, 0.0), t),
                     "total_us": t * 1e6,
                     "over": base.path,
                 }
+                if t < base.median_s:
+                    python[path]["within_noise"] = True
             entry["python_overhead"] = python
             if excluded:
                 entry["excluded"] = excluded
