@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..spec import model as spec_model
 from ..spec.conv import ConvWorkload
 from ..spec.model import ModelWorkload
 from . import compute, relax, schedules
@@ -102,10 +103,14 @@ def default_cache_dir() -> Path:
 def source_digest() -> str:
     """A digest of the code that decides what a kernel computes and how it is scheduled: part of
     every cache key, so a change to it rebuilds the kernels."""
-    from ..spec import model
-
     h = hashlib.sha256()
-    for path in (__file__, compute.__file__, schedules.__file__, relax.__file__, model.__file__):
+    for path in (
+        __file__,
+        compute.__file__,
+        schedules.__file__,
+        relax.__file__,
+        spec_model.__file__,
+    ):
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 
