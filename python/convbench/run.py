@@ -27,7 +27,7 @@ from .build.target import host_cpu_name
 from .build.tuning_db import TuningDatabase
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .host import state, state_warnings
-from .measure.pool import WORKER_ENV, WorkerError, Workers, run_worker
+from .measure.pool import WORKER_ENV, WorkerError, Workers
 from .measure.tasks import (
     CheckTask,
     GraphDefTask,
@@ -378,7 +378,7 @@ class Runner:
         if not out.exists():
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
-                run_worker(GraphDefTask(workload=w, out=str(out)), self.options.cell_timeout_s)
+                self.workers.run(GraphDefTask(workload=w, out=str(out)))
             except (WorkerError, OSError) as e:
                 self._error("build", {**where, "backend": "tf"}, f"GraphDef: {e}")
                 return

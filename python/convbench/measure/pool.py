@@ -4,8 +4,8 @@ or a leak costs one cell and never the run.
 `run_worker` starts a fresh interpreter for a task. `Workers` does the same for most measuring
 tasks through a fork server (measure/forkserver.py) that has imported TF and TVM once: a
 child costs a fork instead of a 3-6 s import, and is otherwise as fresh (its pools are made and
-pinned by the task). Tasks that need an environment TF reads when it loads
-(`session-no-onednn`) still get a fresh interpreter.
+pinned by the task). A task that needs an environment TF reads when it loads
+(`tf/session-no-onednn`) still gets a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ def run_worker(task: Task, timeout_s: float) -> dict[str, Any]:
 
 
 def forkable(task: Task) -> bool:
-    """Whether a task can run in a child of the fork server: a measurement whose environment is
-    the parent's (TF_ENABLE_ONEDNN_OPTS is read when TF loads, before any task)."""
-    return isinstance(task, MeasureTask) and task.path != "session-no-onednn"
+    """Whether a task can run in a child of the fork server: any task whose environment is the
+    parent's (`tf/session-no-onednn` sets TF_ENABLE_ONEDNN_OPTS, which TF reads when it loads,
+    before any task)."""
+    return not (isinstance(task, MeasureTask) and task.path == "session-no-onednn")
 
 
 def _kill(pid: int) -> None:
