@@ -178,6 +178,15 @@ def parse_shapes(text: str, source: str = "<shapes>") -> ShapesFile:
         _measure_events(text, source)
         raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as e:
+        if "nesting depth" in str(getattr(e, "problem", "") or e):
+            # libyaml (PyYAML >= 6.0.4) refuses deep nesting itself, before its events reach
+            # the count above: the same refusal, in the same words
+            mark = getattr(e, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise SpecError(
+                f"{source}: nested more than {MAX_YAML_DEPTH} levels deep{at}: a shapes file "
+                "nests 4 deep"
+            ) from None
         raise _yaml_error(source, text, e) from None
     except RecursionError:
         raise SpecError(f"{source}: nested too deeply to read") from None
