@@ -81,15 +81,14 @@ def state(cpus: list[int]) -> dict[str, Any]:
     """What can be read about the machine's state; None where this machine does not say."""
     governors = {c: _read(SYS_CPU / f"cpu{c}" / "cpufreq" / "scaling_governor") for c in cpus}
     boost = _read(SYS_CPU / "cpufreq" / "boost")
+    smt = _read(SYS_CPU / "smt" / "active")
     no_turbo = _read(SYS_CPU / "intel_pstate" / "no_turbo")
     return {
         "governors": {str(c): g for c, g in governors.items() if g is not None} or None,
         "turbo_boost": (boost == "1")
         if boost is not None
         else ((no_turbo == "0") if no_turbo is not None else None),
-        "smt_active": (_read(SYS_CPU / "smt" / "active") == "1")
-        if _read(SYS_CPU / "smt" / "active") is not None
-        else None,
+        "smt_active": (smt == "1") if smt is not None else None,
         "isolated_cpus": _read(SYS_CPU / "isolated") or None,
         "aslr": _read(Path("/proc/sys/kernel/randomize_va_space")),
         "load_average": list(os.getloadavg()),

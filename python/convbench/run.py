@@ -202,7 +202,6 @@ class Runner:
         self.reporter: Reporter = reporter or NullReporter()
         self.available = allowed_cpus()
         self.plan = RunPlan(specs, options)
-        self.workloads = self.plan.workloads
         self.kernels: dict[tuple[str, int | None], BuiltKernel] = {}
         self.unfused: dict[str, BuiltKernel] = {}
         self.untuned_cuts: set[str] = set()
@@ -213,6 +212,10 @@ class Runner:
         self.workers = Workers(options.cell_timeout_s, fork=options.fork)
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
+
+    @property
+    def workloads(self) -> list[Workload]:
+        return self.plan.workloads
 
     # --- the results document -----------------------------------------------------------------
     def _header(self, target: str) -> dict[str, Any]:
@@ -573,7 +576,7 @@ class Runner:
         self.doc.records = [r.with_inconsistency(bad.get((r.cell, r.id))) for r in self.doc.records]
         floor = self.doc.harness_overhead or {}
         self.doc.overheads = ladder(self.doc.records, floor.get("per_call_s"))
-        self.doc.conv_prediction = conv_prediction(self.workloads, self.doc.records)
+        self.doc.conv_prediction = conv_prediction(self.plan.workloads, self.doc.records)
         for message in cross_checks(self.doc.records):
             self._warn(message)
         unstable = [r for r in self.doc.records if r.unstable]
@@ -606,11 +609,11 @@ class Runner:
         cache = KernelCache(self.options.cache_dir, tuning=TuningDatabase(self.options.tuning_dirs))
         self.doc = ResultsDoc(
             header=self._header(str(cache.target)),
-            workloads=[w.describe() for w in self.workloads],
+            workloads=[w.describe() for w in self.plan.workloads],
         )
         self.save()
         schedule = self.plan.schedule()
-        self.reporter.start(len(schedule), len(self.workloads))
+        self.reporter.start(len(schedule), len(self.plan.workloads))
         self._warn_histogram()
         for message in state_warnings(self.machine_state, self.available):
             self._warn(message)
@@ -619,7 +622,7 @@ class Runner:
             self.measure_peaks(cache)
             if empty is not None:
                 self.measure_overhead(empty)
-            for w in self.workloads:
+            for w in self.plan.workloads:
                 self.check(w)
             current = 0
             for repetition, cell in schedule:

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..report.tables import compare_table
-from ..results.compare import compare_runs
+from ..results.compare import compare_runs, machine_name
 from .common import bounded_float, consoles, read_results
 
 __all__ = ["compare_main"]
@@ -48,15 +48,9 @@ def compare_main(argv: list[str]) -> int:
     old, new = read_results(args.old, err), read_results(args.new, err)
     if old is None or new is None:
         return 2
-    machines = [doc.header.get("machine", {}) for doc in (old, new)]
-    names = [f"{m.get('cpu_model', '?')} ({m.get('llvm_cpu', '?')})" for m in machines]
-    for label, path, name in zip(("old", "new"), (args.old, args.new), names, strict=True):
-        console.print(f"{label}: {path} on {name}", highlight=False)
-    rows = compare_runs(old, new, args.alpha, args.min_change)
-    if names[0] != names[1] and not args.across_machines:
-        for r in rows:
-            r["p_value"] = None
-            r["verdict"] = "different machines: no test (--across-machines)"
+    for label, path, doc in (("old", args.old, old), ("new", args.new, new)):
+        console.print(f"{label}: {path} on {machine_name(doc)}", highlight=False)
+    rows = compare_runs(old, new, args.alpha, args.min_change, args.across_machines)
     n_old, n_new = len(old.records), len(new.records)
     console.print(compare_table(rows, n_old - len(rows), n_new - len(rows)))
     return 0

@@ -7,6 +7,7 @@ nothing shared with the cell before it.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -116,13 +117,16 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
     raise ValueError(f"unknown TVM path {path!r}")
 
 
-def _cold(task: MeasureTask, *arrays: np.ndarray) -> int:
-    """How many copies of a call's arrays a cold-cache cell rotates through (0: warm)."""
+def _cold(task: MeasureTask) -> int:
+    """How many copies of a call's arrays (input, weights, output) a cold-cache cell rotates
+    through (0: warm)."""
     if task.cache != "cold":
         return 0
     if (task.backend, task.path) not in COLD_PATHS:
         raise ValueError(f"{task.backend}/{task.path} has no cold-cache mode")
-    return cold_copies(sum(a.nbytes for a in arrays))
+    w = task.workload
+    shapes = (w.input_shape, w.weight_shape, w.output_shape)
+    return cold_copies(4 * sum(math.prod(s) for s in shapes))  # float32
 
 
 def _fresh_copy(a: np.ndarray) -> np.ndarray:
@@ -141,7 +145,7 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     kernel = ConvKernel(task.kernel_path, w)
     data, weight = conv_inputs(w, task.seed)
     out = kernel.new_output()
-    copies = _cold(task, data, weight, out)
+    copies = _cold(task)
     if copies:
         sets = [
             [_fresh_copy(data), _fresh_copy(weight), kernel.new_output()] for _ in range(copies)
@@ -168,7 +172,7 @@ def measure_conv_tf(task: MeasureTask) -> Record:
     w = task.workload
     tf = configure_tf(task.threads)
     data, weight = conv_inputs(w, task.seed)
-    copies = _cold(task, data, weight, aligned_empty(w.output_shape))
+    copies = _cold(task)
     fn = tf_conv_callables(tf, w, data, weight, (task.path,), task.threads, copies=max(copies, 1))[
         task.path
     ]
@@ -221,7 +225,7 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
     config = task.config
     tf = configure_tf(task.threads)
     data, weight = conv_inputs(w, task.seed)
-    copies = _cold(task, data, weight, aligned_empty(w.output_shape))
+    copies = _cold(task)
     fn = tf_conv_callables(tf, w, data, weight, ("eager",), copies=max(copies, 1))["eager"]
     fn()  # pools created before the pinning, as above
     pin = pin_timing_thread(task.cpus)

@@ -10,7 +10,7 @@ import numpy as np
 from .document import ResultsDoc
 from .record import Record
 
-__all__ = ["compare_runs"]
+__all__ = ["compare_runs", "machine_name"]
 
 Key = tuple[str, int, int, str, str]
 
@@ -19,8 +19,17 @@ def _index(doc: ResultsDoc) -> dict[Key, Record]:
     return {(*r.cell, r.backend, r.path): r for r in doc.records}
 
 
+def machine_name(doc: ResultsDoc) -> str:
+    m = doc.header.get("machine", {})
+    return f"{m.get('cpu_model', '?')} ({m.get('llvm_cpu', '?')})"
+
+
 def compare_runs(
-    old: ResultsDoc, new: ResultsDoc, alpha: float = 0.05, min_change: float = 0.02
+    old: ResultsDoc,
+    new: ResultsDoc,
+    alpha: float = 0.05,
+    min_change: float = 0.02,
+    across_machines: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per cell present in both runs: medians, ratio new/old, p-value, verdict.
 
@@ -29,23 +38,29 @@ def compare_runs(
     calls nearly every cell of an A/A pair changed. A cell needs at least two processes on each
     side (`--repetitions`); the row says how many it had. A change smaller than `min_change`
     (as asv's factor) is not called, however small its p-value: a 1% shift between two runs is
-    machine drift, not a regression of the code."""
+    machine drift, not a regression of the code. Two files from different machines get no
+    test unless `across_machines`: their difference is the machines'."""
     from scipy.stats import ttest_ind
 
+    same_machine = machine_name(old) == machine_name(new)
     a, b = _index(old), _index(new)
     rows = []
     for key in [k for k in a if k in b]:
         ra, rb = a[key], b[key]
         xa, xb = ra.process_medians_s, rb.process_medians_s
         p = None
-        if len(xa) >= 2 and len(xb) >= 2 and min(xa + xb) > 0:
+        if not (same_machine or across_machines):
+            pass
+        elif len(xa) >= 2 and len(xb) >= 2 and min(xa + xb) > 0:
             la, lb = np.log(xa), np.log(xb)
             if np.ptp(la) == 0 and np.ptp(lb) == 0:
                 p = 1.0 if la[0] == lb[0] else 0.0
             else:
                 p = float(ttest_ind(la, lb, equal_var=False).pvalue)
         ratio = rb.median_s / ra.median_s if ra.median_s > 0 else float("nan")
-        if p is None:
+        if not (same_machine or across_machines):
+            verdict = "different machines: no test (--across-machines)"
+        elif p is None:
             verdict = f"too few processes ({len(xa)} and {len(xb)}; 2 each needed)"
         elif p >= alpha or abs(np.log(ratio)) < np.log1p(min_change):
             verdict = "no significant change"
