@@ -17,7 +17,54 @@ CASES = {
     "stride2": "input: [1, 9, 8, 16], kernel: [3, 3], out_channels: 16, strides: [2, 2]",
     "explicit_pad_dilated": "input: [1, 8, 8, 16], kernel: [3, 3], out_channels: 16, "
     "padding: [[2, 1], [0, 2]], dilation: [2, 1]",
+    "depthwise": "input: [1, 9, 10, 32], kernel: [3, 3], out_channels: 32, groups: 32",
+    "depthwise_mult2_stride2": "input: [1, 11, 12, 8], kernel: [3, 3], out_channels: 16, "
+    "groups: 8, strides: [2, 2]",
+    "depthwise_tail_dilated": "input: [1, 9, 9, 40], kernel: [3, 3], out_channels: 40, "
+    "groups: 40, padding: [[2, 1], [1, 2]], dilation: [2, 2]",
+    "grouped4": "input: [1, 8, 9, 32], kernel: [3, 3], out_channels: 48, groups: 4",
+    "grouped_odd": "input: [1, 6, 7, 12], kernel: [3, 1], out_channels: 6, groups: 3, "
+    "padding: VALID",
 }
+GROUPED = sorted(c for c in CASES if "group" in CASES[c])
+
+
+def numpy_conv(w: ConvWorkload, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The conv in float64 numpy, written from its definition: an independent reference for the
+    grouped and depthwise convs (TF computes the check's own reference)."""
+    (pt, pb), (pl, pr) = w.spec.pads
+    x = np.pad(data.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    k = weight.astype(np.float64)
+    n, oh, ow, oc = w.output_shape
+    (kh, kw), (sh, sw), (dh, dw) = w.spec.kernel, w.spec.strides, w.spec.dilation
+    ipg, opg = k.shape[2], oc // w.spec.groups
+    out = np.zeros((n, oh, ow, oc))
+    for g in range(w.spec.groups):
+        xs = x[..., g * ipg : (g + 1) * ipg]
+        ks = k[..., g * opg : (g + 1) * opg]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, i * dh : i * dh + sh * oh : sh, j * dw : j * dw + sw * ow : sw]
+                out[..., g * opg : (g + 1) * opg] += patch[:, :oh, :ow] @ ks[i, j]
+    return out
+
+
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_convs_match_their_definition(case: str, kernel_cache, tf) -> None:
+    """TVM's kernel and TF's op (DepthwiseConv2dNative for a depthwise conv, grouped Conv2D
+    otherwise) both against numpy in float64: neither framework is the other's only check."""
+    spec = parse_spec(f"convs: [{{name: {case}, {CASES[case]}, count: 1}}]")[0]
+    w = ConvWorkload(spec, 2)
+    data, weight = conv_inputs(w, seed=5)
+    exact = numpy_conv(w, data, weight)
+    tvm_out = ConvKernel(kernel_cache.conv(w).path, w)(data, weight)
+    tf_out = tf_reference(tf, w, data, weight)
+    for got in (tvm_out, tf_out):
+        assert got.shape == w.output_shape
+        assert relative_error(got, exact, rtol=1e-5)["ok"]
+    # a wrong grouping (every output channel reading group 0's inputs) is caught
+    wrong = numpy_conv(w, np.repeat(data[..., : weight.shape[2]], spec.groups, axis=3), weight)
+    assert not relative_error(wrong, exact, rtol=1e-5)["ok"]
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -90,7 +137,11 @@ def test_every_tvm_path_runs_the_kernel(path: str, kernel_cache) -> None:
 
 
 @pytest.mark.parametrize("kind", ["eager", "graph"])
-@pytest.mark.parametrize("case", ["same3x3", "logits_valid_1x6", "explicit_pad_dilated"])
+@pytest.mark.parametrize(
+    "case",
+    ["same3x3", "logits_valid_1x6", "explicit_pad_dilated", "depthwise_tail_dilated"]
+    + ["depthwise_mult2_stride2", "grouped4"],
+)
 def test_tf_c_api_path_matches_tf_python(kind: str, case: str, tf) -> None:
     """TF's Conv2D through the C API from the C++ harness gives tf.nn.conv2d's output."""
     from convbench.native.harness import RunConfig, Timing

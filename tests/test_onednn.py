@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from convbench.frameworks.onednn import MARK, parse_conv_descriptor, parse_verbose, per_call_times
+from convbench.frameworks.onednn import (
+    MARK,
+    matches,
+    parse_conv_descriptor,
+    parse_verbose,
+    per_call_times,
+)
 from convbench.spec import ConvWorkload, parse_spec
 
 SAMPLE = Path(__file__).parent / "data" / "onednn_verbose_tf2.21.txt"
@@ -72,6 +78,16 @@ def test_garbage_is_rejected_with_the_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as info:
         parse_verbose(text)
     assert "line 1" in str(info.value)
+
+
+def test_a_grouped_conv_matches_only_its_own_groups() -> None:
+    dw = _workload("input: [1, 56, 56, 64], kernel: [3, 3], out_channels: 64, groups: 64")
+    assert dw.benchdnn == "g64mb1ic64ih56iw56oc64oh56ow56kh3kw3ph1pw1"
+    desc = "g64mb1_ic64oc64_ih56oh56kh3sh1dh0ph1_iw56ow56kw3sw1dw0pw1"
+    assert matches(desc, dw)
+    assert not matches(desc.removeprefix("g64"), dw)  # the dense conv of the same sizes
+    dense = _workload("input: [1, 56, 56, 64], kernel: [3, 3], out_channels: 64")
+    assert not matches(desc, dense) and matches(desc.removeprefix("g64"), dense)
 
 
 def test_descriptor_fields() -> None:

@@ -36,6 +36,21 @@ def test_derived_fields() -> None:
     assert d["kind"] == "conv" and d["output_shape"] == [1, 108, 21, 64] and d["count"] == 35
 
 
+def test_grouped_and_depthwise_fields() -> None:
+    grouped = ConvWorkload(parse_spec(GOOD.replace("count: 1", "count: 1, groups: 2"))[0], 3)
+    assert grouped.weight_shape == (3, 3, 2, 8) and grouped.conv_kind == "grouped"
+    assert grouped.flops == 2 * 3 * 8 * 8 * 8 * 2 * 3 * 3
+    assert grouped.benchdnn.startswith("g2mb3ic4") and grouped.problem()["groups"] == 2
+    text = GOOD.replace("count: 1", "count: 1, groups: 4")
+    depthwise = ConvWorkload(parse_spec(text)[0], 1)
+    assert depthwise.depthwise and depthwise.conv_kind == "depthwise"
+    assert (
+        depthwise.weight_shape == (3, 3, 1, 8) and depthwise.describe()["conv_kind"] == "depthwise"
+    )
+    dense = ConvWorkload(parse_spec(GOOD)[0], 1)
+    assert dense.conv_kind == "dense" and "groups" not in dense.problem()  # old keys unchanged
+
+
 @pytest.mark.parametrize(
     ("extra", "h", "w", "pads"),
     [
@@ -71,6 +86,8 @@ def test_output_shape_rules(extra: str, h: int, w: int, pads: tuple) -> None:
         (GOOD.replace("out_channels: 8", "out_channels: 0"), ["'out_channels'"]),
         (GOOD.replace("kernel: [3, 3]", "kernel: [3]"), ["'kernel'", "pair"]),
         (GOOD.replace("count: 1", "count: 1, padding: HALF"), ["'padding'", "HALF"]),
+        (GOOD.replace("count: 1", "count: 1, groups: 3"), ["'groups'", "divide", "(4)"]),
+        (GOOD.replace("count: 1", "count: 1, groups: 0"), ["'groups'"]),
         ("convs: [{name: a, input: [1, 8", ["not valid YAML", "line 1"]),
         ("- 1\n- 2\n", ["mapping"]),
         ("convs: []", ["'convs'"]),

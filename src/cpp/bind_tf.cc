@@ -28,6 +28,7 @@ TfConvShape ToTfShape(const py::dict& d) {
   s.pad_top = get_int("pad_top"); s.pad_bottom = get_int("pad_bottom");
   s.pad_left = get_int("pad_left"); s.pad_right = get_int("pad_right");
   s.OH = get_int("OH"); s.OW = get_int("OW");
+  if (d.contains("groups")) s.groups = get_int("groups");
   return s;
 }
 

@@ -14,6 +14,11 @@ void ValidateTfConvShape(const TfConvShape& s) {
       throw std::runtime_error("convbench: conv sizes, strides and dilations must be >= 1");
     }
   }
+  if (s.groups < 1 || s.C % s.groups || s.O % s.groups) {
+    throw std::runtime_error("convbench: groups must be >= 1 and divide both the input channels (" +
+                             std::to_string(s.C) + ") and the output channels (" +
+                             std::to_string(s.O) + "), got " + std::to_string(s.groups));
+  }
   if (s.padding != "SAME" && s.padding != "VALID" && s.padding != "EXPLICIT") {
     throw std::runtime_error("convbench: padding must be SAME, VALID or EXPLICIT, got '" +
                              s.padding + "'");
@@ -61,7 +66,7 @@ void CopyOut(const TfApi& api, const TfConvShape& s, TF_Tensor* t, float* out) {
   std::memcpy(out, api.TF_TensorData(t), bytes);
 }
 
-// Conv2D's attributes, through whichever setters the eager or the graph API provides.
+// Conv2D's (and DepthwiseConv2dNative's) attributes, through whichever setters the eager or the graph API provides.
 template <class SetType, class SetInts, class SetString>
 void SetConvAttrs(const TfConvShape& s, SetType set_type, SetInts set_ints, SetString set_string) {
   set_type("T", TF_FLOAT);
@@ -139,8 +144,8 @@ void TfEagerConv::CreateInputs(const float* input, const float* filter) {
 // (resetting or re-creating the op per call costs about 2 us more).
 void TfEagerConv::CreateOp() {
   const TfApi& A = *api_;
-  op_ = A.TFE_NewOp(ctx_, "Conv2D", status_);
-  CheckTfStatus(A, status_, "TFE_NewOp(Conv2D)");
+  op_ = A.TFE_NewOp(ctx_, shape_.OpType(), status_);
+  CheckTfStatus(A, status_, "TFE_NewOp");
   A.TFE_OpAddInput(op_, in_h_, status_);
   CheckTfStatus(A, status_, "TFE_OpAddInput(input)");
   A.TFE_OpAddInput(op_, filt_h_, status_);
@@ -159,8 +164,8 @@ TFE_TensorHandle* TfEagerConv::Execute() {
   TFE_TensorHandle* out = nullptr;
   int nout = 1;
   A.TFE_Execute(op_, &out, &nout, status_);
-  CheckTfStatus(A, status_, "TFE_Execute(Conv2D)");
-  if (nout != 1 || !out) throw std::runtime_error("convbench: Conv2D returned no output");
+  CheckTfStatus(A, status_, "TFE_Execute");
+  if (nout != 1 || !out) throw std::runtime_error("convbench: the conv op returned no output");
   return out;
 }
 
@@ -251,7 +256,7 @@ TF_Operation* TfGraphConv::AddInputNode(const char* name, const std::vector<std:
 
 TF_Operation* TfGraphConv::AddConvNode() {
   const TfApi& A = *api_;
-  TF_OperationDescription* d = A.TF_NewOperation(graph_, "Conv2D", "conv");
+  TF_OperationDescription* d = A.TF_NewOperation(graph_, shape_.OpType(), "conv");
   A.TF_AddInput(d, TF_Output{in_op_, 0});
   A.TF_AddInput(d, TF_Output{filt_op_, 0});
   SetConvAttrs(
@@ -259,7 +264,7 @@ TF_Operation* TfGraphConv::AddConvNode() {
       [&](const char* n, const int64_t* v, int k) { A.TF_SetAttrIntList(d, n, v, k); },
       [&](const char* n, const std::string& v) { A.TF_SetAttrString(d, n, v.data(), v.size()); });
   TF_Operation* o = A.TF_FinishOperation(d, status_);
-  CheckTfStatus(A, status_, "TF_FinishOperation(Conv2D)");
+  CheckTfStatus(A, status_, "TF_FinishOperation(conv)");
   return o;
 }
 

@@ -16,10 +16,13 @@
 
 namespace convbench {
 
-// Input NHWC, filter HWIO (KH, KW, C, O), output NHWC (N, OH, OW, O).
+// Input NHWC, filter HWIO (KH, KW, C / groups, O), output NHWC (N, OH, OW, O). A depthwise conv
+// (groups == C) runs as DepthwiseConv2dNative, whose filter (KH, KW, C, O / C) has the same bytes;
+// other grouped convs as Conv2D, which infers the groups from the filter's input channels.
 struct TfConvShape {
   int N = 1, H = 1, W = 1, C = 1;
   int KH = 1, KW = 1, O = 1;
+  int groups = 1;
   int stride_h = 1, stride_w = 1;
   int dil_h = 1, dil_w = 1;
   std::string padding = "SAME";  // "SAME", "VALID" or "EXPLICIT"
@@ -29,7 +32,12 @@ struct TfConvShape {
   int OH = 0, OW = 0;
 
   std::vector<std::int64_t> InputDims() const { return {N, H, W, C}; }
-  std::vector<std::int64_t> FilterDims() const { return {KH, KW, C, O}; }
+  bool Depthwise() const { return groups > 1 && groups == C; }
+  const char* OpType() const { return Depthwise() ? "DepthwiseConv2dNative" : "Conv2D"; }
+  std::vector<std::int64_t> FilterDims() const {
+    if (Depthwise()) return {KH, KW, C, O / C};
+    return {KH, KW, C / groups, O};
+  }
   std::vector<std::int64_t> OutputDims() const { return {N, OH, OW, O}; }
   std::size_t OutputElems() const { return std::size_t(N) * OH * OW * O; }
 };

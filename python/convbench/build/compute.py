@@ -11,17 +11,20 @@ __all__ = ["conv_module", "empty_module"]
 
 
 def conv_module(w: ConvWorkload) -> Any:
-    """NHWC x HWIO -> NHWC conv as a TIR PrimFunc `main(data, weight, out)`, padding included."""
+    """NHWC x HWIO -> NHWC conv as a TIR PrimFunc `main(data, weight, out)`, padding included.
+    A grouped conv (depthwise: one group per input channel) reads, for output channel o, the
+    input channels of its group: (o // (Cout / groups)) * (Cin / groups) + rc."""
     import tvm
     from tvm import te, tirx
 
     n, h, wd, cin = w.input_shape
-    kh, kw, _, cout = w.weight_shape
+    kh, kw, ipg, cout = w.weight_shape
+    opg = cout // w.spec.groups
     (pt, pb), (pl, pr) = w.spec.pads
     (sh, sw), (dh, dw) = w.spec.strides, w.spec.dilation
     _, oh, ow, _ = w.output_shape
     data = te.placeholder((n, h, wd, cin), "float32", name="data")
-    weight = te.placeholder((kh, kw, cin, cout), "float32", name="weight")
+    weight = te.placeholder((kh, kw, ipg, cout), "float32", name="weight")
     if pt or pb or pl or pr:
         pad = te.compute(
             (n, h + pt + pb, wd + pl + pr, cin),
@@ -36,11 +39,19 @@ def conv_module(w: ConvWorkload) -> Any:
         pad = data
     rh = te.reduce_axis((0, kh), name="rh")
     rw = te.reduce_axis((0, kw), name="rw")
-    rc = te.reduce_axis((0, cin), name="rc")
+    rc = te.reduce_axis((0, ipg), name="rc")
+
+    def channel(o: Any) -> Any:
+        if w.spec.groups == 1:
+            return rc
+        if ipg == 1 and opg == 1:
+            return o
+        return (o // opg) * ipg + rc
+
     out = te.compute(
         (n, oh, ow, cout),
         lambda b, y, x, o: te.sum(
-            pad[b, y * sh + rh * dh, x * sw + rw * dw, rc] * weight[rh, rw, rc, o],
+            pad[b, y * sh + rh * dh, x * sw + rw * dw, channel(o)] * weight[rh, rw, rc, o],
             axis=[rh, rw, rc],
         ),
         name="conv",

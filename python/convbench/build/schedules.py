@@ -23,8 +23,10 @@ from .compute import conv_module
 
 VEC = 16  # fp32 lanes of an AVX-512 register
 SCHEDULE_VERSION = "direct-nhwc-v2"
+DEPTHWISE_VERSION = "depthwise-nhwc-v1"
 
 __all__ = [
+    "DEPTHWISE_VERSION",
     "SCHEDULE_VERSION",
     "VEC",
     "has_block",
@@ -38,9 +40,10 @@ __all__ = [
 
 
 def _module(w: ConvWorkload) -> Any:
-    """The conv as an IRModule ready for the schedule: plain TE, or one block per channel range."""
+    """The conv as an IRModule ready for the schedule: plain TE, or one block per channel range
+    (a depthwise conv is always plain TE: its schedule handles a channel tail itself)."""
     _, cout = w.weight_shape[2], w.weight_shape[3]
-    if cout % VEC == 0:
+    if cout % VEC == 0 or w.depthwise:
         return conv_module(w)
     n, h, wd, cin = w.input_shape
     kh, kw = w.spec.kernel
@@ -66,6 +69,7 @@ def _module(w: ConvWorkload) -> Any:
         oh,
         ow,
         has_pad=bool(pt or pb or pl or pr),
+        groups=w.spec.groups,
     )
 
 
@@ -76,6 +80,9 @@ def scheduled_conv(w: ConvWorkload) -> Any:
 
 def schedule_tag(w: ConvWorkload) -> str:
     """The schedule's name, version and the tile picked for `w` (part of the kernel cache key)."""
+    if w.depthwise:
+        _, _, ow, _ = w.output_shape
+        return f"{DEPTHWISE_VERSION}:rows={_depthwise_rows(ow)}"
     cfg = pick_config(_module(w))
     return f"{SCHEDULE_VERSION}:" + ",".join(f"{k}={cfg[k]}" for k in sorted(cfg))
 
@@ -84,7 +91,7 @@ def schedule_tag(w: ConvWorkload) -> str:
 _HEAD_TEMPLATE = """
 @T.prim_func(s_tir=True)
 def main(data: T.Buffer(({N}, {H}, {W}, {Cin}), "float32"),
-         weight: T.Buffer(({KH}, {KW}, {Cin}, {Cout}), "float32"),
+         weight: T.Buffer(({KH}, {KW}, {IPG}, {Cout}), "float32"),
          conv: T.Buffer(({N}, {OH}, {OW}, {Cout}), "float32")):
     T.func_attr({{"tirx.noalias": True, "global_symbol": "main"}})
     with T.sblock("root"):
@@ -95,13 +102,13 @@ _RANGE_TEMPLATE = """
         with T.sblock("{name}_scope"):
             T.reads()
             T.writes()
-            for n, h, w, o, rh, rw, rc in T.grid({N}, {OH}, {OW}, {ext}, {KH}, {KW}, {Cin}):
+            for n, h, w, o, rh, rw, rc in T.grid({N}, {OH}, {OW}, {ext}, {KH}, {KW}, {IPG}):
                 with T.sblock("{name}"):
                     v_n, v_h, v_w, v_rh, v_rw, v_rc = T.axis.remap("SSSRRR", [n, h, w, rh, rw, rc])
                     v_o = T.axis.spatial(({lo}, {hi}), o + {lo})
                     with T.init():
                         conv[v_n, v_h, v_w, v_o] = T.float32(0.0)
-                    conv[v_n, v_h, v_w, v_o] = conv[v_n, v_h, v_w, v_o] + {src}[v_n, v_h * {sh} + v_rh * {dh}, v_w * {sw} + v_rw * {dw}, v_rc] * weight[v_rh, v_rw, v_rc, v_o]
+                    conv[v_n, v_h, v_w, v_o] = conv[v_n, v_h, v_w, v_o] + {src}[v_n, v_h * {sh} + v_rh * {dh}, v_w * {sw} + v_rw * {dw}, {channel}] * weight[v_rh, v_rw, v_rc, v_o]
 """
 
 _PAD_BLOCK = """pad = T.sblock_alloc_buffer(({N}, {HP}, {WP}, {Cin}))
@@ -126,11 +133,20 @@ def channel_ranges(Cout):
 
 
 def _multi_block_module(
-    N, H, W, Cin, Cout, KH, KW, sh, sw, dh, dw, pt, pl, HP, WP, OH, OW, has_pad
+    N, H, W, Cin, Cout, KH, KW, sh, sw, dh, dw, pt, pl, HP, WP, OH, OW, has_pad, groups=1
 ):
     from tvm.script import tirx as T
 
+    ipg, opg = Cin // groups, Cout // groups
+    if groups == 1:
+        channel = "v_rc"
+    elif ipg == 1 and opg == 1:
+        channel = "v_o"
+    else:
+        channel = f"v_o // {opg} * {ipg} + v_rc"
     kw = dict(
+        IPG=ipg,
+        channel=channel,
         N=N,
         H=H,
         W=W,
@@ -233,12 +249,14 @@ def schedule_conv_in(sch, conv_name, pad_name=None, config=None):
     """Schedule the conv block `conv_name` (and its padding block `pad_name`, if it has one) of
     `sch` in place; returns the block that writes the conv's result back from the register tile
     (None for the multi-block form)."""
-    cfg = dict(pick_config(sch, conv_name))
-    if config:
-        cfg.update(config)
     (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(sch, conv_name)
     conv = sch.get_sblock(conv_name)
     pad = sch.get_sblock(pad_name) if pad_name and has_block(sch, pad_name) else None
+    if Cin == 1 and _data_channels(sch, conv) > 1:
+        return _schedule_depthwise(sch, conv, pad, OW, Cout)
+    cfg = dict(pick_config(sch, conv_name))
+    if config:
+        cfg.update(config)
     wb = None
 
     if not (has_block(sch, "conv_tail") or has_block(sch, "conv_mid")):
@@ -263,11 +281,53 @@ def schedule_conv_in(sch, conv_name, pad_name=None, config=None):
     if pad is not None:
         n, h, w, c = sch.get_loops(pad)
         sch.parallel(sch.fuse(n, h))
-        if Cin % VEC == 0:
+        if int(sch.get(c).extent) % VEC == 0:  # all input channels (a grouped conv reads more)
             _, ci = sch.split(c, [None, VEC])
             sch.vectorize(ci)
         else:
             sch.vectorize(c)
+    return wb
+
+
+def _data_channels(sch, conv):
+    """Channels of the tensor the conv reads its input from (more than the weight's input
+    channels for a grouped conv)."""
+    return int(sch.get(conv).reads[-2].source.shape[-1])
+
+
+def _depthwise_rows(OW):
+    """Output pixels per register tile of the depthwise schedule: the largest divisor of OW up
+    to 8 (one 16-channel vector each), or 8 with a tail when OW has no divisor above 2."""
+    best = max(d for d in _divisors(OW) if d <= 8)
+    return best if best > 2 or OW <= 8 else 8
+
+
+def _schedule_depthwise(sch, conv, pad, OW, Cout):
+    """A depthwise conv (one input channel per group) reads each input value only KH*KW times, so
+    the padded copy a dense conv amortises would double its memory traffic: the padding is
+    computed inline, as a select in the loads. The tile is `rows` output pixels by one vector of
+    16 channels, accumulated in registers over the fully unrolled taps and written back once."""
+    n, oh, ow, oc, kh, kw, ic = sch.get_loops(conv)[-7:]
+    rows = _depthwise_rows(OW)
+    # Vectors of 16 channels, or of 8 or 4 when they divide the channels and 16 does not: a
+    # predicated channel tail would compile to scalar code.
+    lanes = next((v for v in (VEC, 8, 4) if Cout % v == 0), VEC)
+    oco, oci = sch.split(oc, [None, lanes])
+    owo, rowi = sch.split(ow, [None, rows])
+    sch.reorder(n, oh, oco, owo, ic, kh, kw, rowi, oci)
+    wb = sch.cache_write(conv, 0, "local")
+    sch.reverse_compute_at(wb, owo)
+    sch.vectorize(oci)
+    sch.unroll(rowi)
+    sch.unroll(kh)
+    sch.unroll(kw)
+    sch.parallel(sch.fuse(n, oh))
+    sch.decompose_reduction(conv, ic)
+    wl = sch.get_loops(wb)
+    sch.vectorize(wl[-1])
+    sch.unroll(wl[-2])
+    if pad is not None:
+        sch.compute_inline(pad)
     return wb
 
 

@@ -122,7 +122,8 @@ def matches(desc: str, w: ConvWorkload) -> bool:
         d = parse_conv_descriptor(desc)
     except ValueError:
         return False
-    return d.get("g", 1) == 1 and all(d.get(k) == v for k, v in w.benchdnn_fields().items())
+    want = w.benchdnn_fields()
+    return d.get("g", 1) == want.pop("g") and all(d.get(k) == v for k, v in want.items())
 
 
 def per_call_times(records: list[dict[str, Any]], w: ConvWorkload) -> tuple[list[float], list[str]]:

@@ -17,6 +17,8 @@ __all__ = [
     "configure_tf",
     "session_config",
     "tf_conv_callables",
+    "tf_conv_op",
+    "tf_weight",
     "tf_padding",
     "tf_reference",
 ]
@@ -44,6 +46,47 @@ def tf_padding(w: ConvWorkload) -> Any:
         return p
     (pt, pb), (pl, pr) = w.spec.pads
     return [[0, 0], [pt, pb], [pl, pr], [0, 0]]
+
+
+def tf_conv_op(tf: Any, w: ConvWorkload) -> Callable[[Any, Any], Any]:
+    """`conv(x, weight)` as TF computes this workload, on the weight in TF's layout (tf_weight):
+    Conv2D (grouped when groups > 1), or for a depthwise conv DepthwiseConv2dNative, the op TF's
+    own models use."""
+    strides = [1, *w.spec.strides, 1]
+    dilations = [1, *w.spec.dilation, 1]
+    padding = tf_padding(w)
+    if w.depthwise:
+        explicit = None
+        if not isinstance(padding, str):
+            explicit, padding = [p for side in padding for p in side], "EXPLICIT"
+
+        def depthwise(a: Any, b: Any) -> Any:
+            return tf.raw_ops.DepthwiseConv2dNative(
+                input=a,
+                filter=b,
+                strides=strides,
+                padding=padding,
+                explicit_paddings=explicit or [],
+                dilations=dilations,
+            )
+
+        return depthwise
+
+    def conv(a: Any, b: Any) -> Any:
+        return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)
+
+    return conv
+
+
+def tf_weight(w: ConvWorkload, weight: np.ndarray) -> np.ndarray:
+    """The spec's HWIO weight (KH, KW, C / groups, O) in the layout TF's op takes: the same
+    array for Conv2D; for a depthwise conv, DepthwiseConv2dNative's (KH, KW, C, O / C), a view of
+    the same bytes (output channel c * multiplier + j reads input channel c in both)."""
+    if not w.depthwise:
+        return weight
+    kh, kw = w.spec.kernel
+    c = w.spec.input[3]
+    return weight.reshape(kh, kw, c, w.spec.out_channels // c)
 
 
 def session_config(tf: Any, threads: int, optimize: bool = True) -> Any:
@@ -86,12 +129,8 @@ def tf_conv_callables(
     cannot fold the conv away). copies > 1 (a cold-cache cell, eager only): each call takes the
     next of that many copies of data and weights, so none is in cache when its turn comes.
     """
-    strides = [1, *w.spec.strides, 1]
-    dilations = [1, *w.spec.dilation, 1]
-    padding = tf_padding(w)
-
-    def conv(a: Any, b: Any) -> Any:
-        return tf.nn.conv2d(a, b, strides=strides, padding=padding, dilations=dilations)
+    conv = tf_conv_op(tf, w)
+    weight = tf_weight(w, weight)
 
     out: dict[str, Callable[[], Any]] = {}
     if copies > 1:

@@ -66,7 +66,10 @@ def tf_native_conv(
         "pad_bottom": pb,
         "pad_left": pl,
         "pad_right": pr,
+        "groups": w.spec.groups,
     }
+    if w.depthwise:  # DepthwiseConv2dNative's filter (KH, KW, C, O / C): the same bytes
+        weight = weight.reshape(kh, kw, c, o // c)
     return _core.TfNativeConv(lib or tf_library_path(), kind, shape, data, weight, threads)
 
 

@@ -33,6 +33,7 @@ class ConvSpec(BaseModel):
     strides: Pair = (1, 1)
     padding: str | ExplicitPadding = "SAME"
     dilation: Pair = (1, 1)
+    groups: int = Field(ge=1, default=1)
     count: int = Field(ge=0)
     note: str = ""
 
@@ -84,6 +85,12 @@ class ConvSpec(BaseModel):
 
     @model_validator(mode="after")
     def _output_exists(self) -> ConvSpec:
+        c = self.input[3]
+        if c % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"field 'groups': {self.groups} groups must divide both the input channels ({c}) "
+                f"and out_channels ({self.out_channels})"
+            )
         (ph0, ph1), (pw0, pw1) = self.pads
         for axis, size, k, _stride, d, p in (
             ("height", self.input[1], self.kernel[0], self.strides[0], self.dilation[0], ph0 + ph1),
@@ -113,7 +120,7 @@ class ConvSpec(BaseModel):
         return {
             "input": batch * h * w * c,
             "padded input": batch * (h + ph0 + ph1) * (w + pw0 + pw1) * c,
-            "weight tensor": kh * kw * c * self.out_channels,
+            "weight tensor": kh * kw * (c // self.groups) * self.out_channels,
             "output": batch * oh * ow * self.out_channels,
         }
 
@@ -160,7 +167,7 @@ class ConvWorkload:
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
         kh, kw = self.spec.kernel
-        return (kh, kw, self.spec.input[3], self.spec.out_channels)
+        return (kh, kw, self.spec.input[3] // self.spec.groups, self.spec.out_channels)
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -172,10 +179,27 @@ class ConvWorkload:
         return (self.batch, oh, ow, self.spec.out_channels)
 
     @property
+    def groups(self) -> int:
+        return self.spec.groups
+
+    @property
+    def depthwise(self) -> bool:
+        """One group per input channel (TF's DepthwiseConv2dNative, channel multiplier
+        out_channels / in_channels)."""
+        return self.spec.groups > 1 and self.spec.groups == self.spec.input[3]
+
+    @property
+    def conv_kind(self) -> str:
+        """dense, depthwise or grouped."""
+        if self.spec.groups == 1:
+            return "dense"
+        return "depthwise" if self.depthwise else "grouped"
+
+    @property
     def flops(self) -> int:
         n, oh, ow, oc = self.output_shape
         kh, kw = self.spec.kernel
-        return 2 * n * oh * ow * oc * self.spec.input[3] * kh * kw
+        return 2 * n * oh * ow * oc * (self.spec.input[3] // self.spec.groups) * kh * kw
 
     def benchdnn_fields(self) -> dict[str, int]:
         """The problem as oneDNN describes it: dilation counted from 0, top/left pads only."""
@@ -184,6 +208,7 @@ class ConvWorkload:
         (kh, kw), (sh, sw), (dh, dw) = self.spec.kernel, self.spec.strides, self.spec.dilation
         (pt, _), (pl, _) = self.spec.pads
         return {
+            "g": self.spec.groups,
             "mb": n,
             "ic": c,
             "ih": h,
@@ -205,7 +230,8 @@ class ConvWorkload:
     def benchdnn(self) -> str:
         """oneDNN benchdnn problem descriptor, e.g. mb1ic64ih108iw21oc64oh108ow21kh3kw3ph1pw1."""
         f = self.benchdnn_fields()
-        d = "".join(f"{k}{f[k]}" for k in ("mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw"))
+        d = f"g{f['g']}" if f["g"] != 1 else ""
+        d += "".join(f"{k}{f[k]}" for k in ("mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw"))
         if (f["sh"], f["sw"]) != (1, 1):
             d += f"sh{f['sh']}sw{f['sw']}"
         d += f"ph{f['ph']}pw{f['pw']}"
@@ -221,6 +247,7 @@ class ConvWorkload:
             "pads": [list(p) for p in self.spec.pads],
             "strides": list(self.spec.strides),
             "dilation": list(self.spec.dilation),
+            **({"groups": self.spec.groups} if self.spec.groups != 1 else {}),
         }
 
     def describe(self) -> dict[str, Any]:
@@ -236,6 +263,7 @@ class ConvWorkload:
             if isinstance(self.spec.padding, str)
             else [list(p) for p in self.spec.padding],
             "count": self.spec.count,
+            "conv_kind": self.conv_kind,
             "flops": self.flops,
             "benchdnn": self.benchdnn,
         }
