@@ -91,7 +91,7 @@ def _fifo(tmp: Path) -> str:
 
 def _oversized(tmp: Path) -> str:
     p = tmp / "big.yaml"
-    p.write_text("convs: []\n" + "# padding\n" * 40_000)
+    p.write_text("convs: []\n" + "# padding\n" * 500_000)
     return str(p)
 
 
@@ -100,7 +100,7 @@ SPECIAL_FILES = {
     "device": (lambda tmp: "/dev/zero", ["/dev/zero", "is a device"]),  # endless zeros
     "fifo": (_fifo, ["is a FIFO"]),
     "missing": (lambda tmp: str(tmp / "nope.yaml"), ["cannot read the shapes file"]),
-    "oversized": (_oversized, ["larger than 256 KiB"]),
+    "oversized": (_oversized, ["larger than 4096 KiB"]),
 }
 
 

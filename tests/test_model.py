@@ -47,7 +47,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def graph(model):
-    return Graph.from_spec(model)
+    return model.graph
 
 
 def test_histogram_equals_the_logs(graph):

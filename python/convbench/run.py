@@ -89,6 +89,11 @@ class RunOptions:
     fork: bool = True  # processes forked from a server that imported TF and TVM once
 
 
+# The rungs a model file's cut has no form for: its ops come as a GraphDef, with no op-by-op
+# eager program to run.
+FILE_MODEL_MISSING = {("tf", "eager"): "a model file's graph has no op-by-op eager form"}
+
+
 class RunPlan:
     """The workloads of a run and its cells: workloads x thread counts x paths, in order."""
 
@@ -112,6 +117,8 @@ class RunPlan:
 
     def paths_of(self, w: Workload) -> tuple[tuple[str, str], ...]:
         valid = PATHS if w.kind == "conv" else MODEL_PATHS
+        if isinstance(w, ModelWorkload) and w.from_file:
+            valid = tuple(p for p in valid if p not in FILE_MODEL_MISSING)
         return tuple(p for p in self.options.paths if p in valid)
 
     def cells(self) -> Iterator[Cell]:
@@ -355,13 +362,24 @@ class Runner:
         them). One build serves every thread count: the pool size is set at run time."""
         paths = self.plan.paths_of(w)
         where = {"workload": w.name, "batch": w.batch}
+        tflite = None
+        if w.from_file:
+            for key, why in FILE_MODEL_MISSING.items():
+                if key in self.options.paths:
+                    self._warn(f"{'/'.join(key)} is not run on {w.spec.name}'s cuts: {why}")
+            # TF's GraphDef of the cut, and the TFLite form TVM imports, before the build
+            self._export_graph_def(cache, w, where)
+            if w.key not in self.graph_defs:
+                self._error("build", where, "no TFLite form of the cut: see the error above")
+                return
+            tflite = self.graph_defs[w.key].with_suffix(".tflite")
         jobs: list[tuple[bool, int | None]] = [(True, t) for t in self.options.threads]
         if ("tvm", "native-unfused") in paths:
             jobs.append((False, None))
         for fuse, t in jobs:
             self.reporter.building(w.name, w.batch, t or "all")
             try:
-                k = cache.model(w, fuse, threads=t)
+                k = cache.model(w, fuse, threads=t, tflite=tflite)
             except Exception as e:
                 self._error("build", {**where, "fused": fuse}, f"{type(e).__name__}: {e}")
                 continue
@@ -373,12 +391,29 @@ class Runner:
                 self.unfused[w.key] = k
             threads = t if t is not None else self.options.threads
             self._kernel_entry(k, **where, threads=threads, fused=fuse)
-        if any(b == "tf" and p.startswith("native-graph") for b, p in paths):
+            self._schedules_of(k, w, fuse)
+        if not w.from_file and any(b == "tf" and p.startswith("native-graph") for b, p in paths):
             self._export_graph_def(cache, w, where)
+
+    def _schedules_of(self, k: BuiltKernel, w: ModelWorkload, fuse: bool) -> None:
+        """The schedule each function of a model build got, in its kernel entry; a warning for
+        any function left to TVM's unscheduled default."""
+        try:
+            chosen = json.loads((k.path.parent / "schedules.json").read_text())
+        except (OSError, ValueError):
+            return
+        self.doc.kernels[-1]["schedules"] = chosen
+        default = sorted(f"{f} ({why})" for f, why in chosen.items() if why.startswith("default"))
+        if default:
+            self._warn(
+                f"{w.name} b{w.batch} ({'fused' if fuse else 'unfused'}): functions no schedule "
+                f"here fits, compiled unscheduled: {'; '.join(default)}"
+            )
 
     def _export_graph_def(self, cache: KernelCache, w: ModelWorkload, where: dict) -> None:
         out = cache.root / "graphdefs" / f"{w.key.replace('/', '_')}-{_digest(w)}.pb"
-        if not out.exists():
+        ready = out.exists() and (not w.from_file or out.with_suffix(".tflite").exists())
+        if not ready:
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 self.workers.run(GraphDefTask(workload=w, out=str(out)))
@@ -464,7 +499,13 @@ class Runner:
         paths = {"fused": str(k.path)}
         if w.key in self.unfused:
             paths["unfused"] = str(self.unfused[w.key].path)
-        task = CheckTask(workload=w, kernel_paths=paths, seed=self.options.seed)
+        gd = self.graph_defs.get(w.key)
+        task = CheckTask(
+            workload=w,
+            kernel_paths=paths,
+            seed=self.options.seed,
+            graph_def=str(gd) if gd is not None else None,
+        )
         result = self._worker(task, "check", {"workload": w.name, "batch": w.batch})
         if result is None:
             return
@@ -550,6 +591,7 @@ class Runner:
             cpus=list(plan_cpus(threads, self.available).cpus),
             seed=self.options.seed,
             config=self.options.config,
+            graph_def=str(self.graph_defs[w.key]) if w.key in self.graph_defs else None,
         )
         where = {"workload": w.name, "batch": w.batch, "threads": threads}
         raw = self._worker(task, "layers", where)

@@ -35,7 +35,7 @@ from ..spec import model as spec_model
 from ..spec.conv import ConvWorkload
 from ..spec.model import ModelWorkload
 from . import compute, relax, schedules
-from .relax import build_relax, tuned_records
+from .relax import build_relax
 from .target import host_target
 
 __all__ = [
@@ -190,17 +190,30 @@ class KernelCache:
         return self._get("empty", {"empty": True}, "none", compute.empty_module, self.target)
 
     def model(
-        self, mw: ModelWorkload, fuse: bool = True, threads: int | None = None
+        self,
+        mw: ModelWorkload,
+        fuse: bool = True,
+        threads: int | None = None,
+        tflite: Path | None = None,
     ) -> BuiltKernel:
-        """A model cut as one Relax executable, with its call plan (plan.LayerPlan) beside it;
-        `fuse`: Relax's operator fusion on or off. With `threads` and a tuning database, fused
-        functions that have a winning tuned schedule for that thread count get it (a build per
-        thread count); the others, and every function when none has one, the hand-written
-        schedules (one build for all thread counts)."""
+        """A model cut as one Relax executable, with its call plan (plan.LayerPlan) and the
+        schedule each function got (schedules.json) beside it; `fuse`: Relax's operator fusion
+        on or off. A model file's cut is imported from its TFLite flatbuffer (`tflite`, which the
+        run exported), the stand-in's built from its description. With `threads` and a tuning
+        database, fused functions that have a winning tuned schedule for that thread count get
+        it (a build per thread count); the others, and every function when none has one, the
+        hand-written schedules (one build for all thread counts)."""
         target, tuned, tuning = self.target, {}, None
+        desc = mw.problem()
+        module = None
+        if mw.from_file:
+            if tflite is None:
+                raise ValueError(f"{mw.name}: a model file's cut is built from its TFLite form")
+            desc = {**desc, "tflite_sha256": _sha256(tflite)}
+            module = relax.tflite_module(tflite)
         if fuse and threads is not None and self.tuning is not None:
             t_target = host_target(threads)
-            tuned = tuned_records(mw.graph, mw.batch, self.tuning, t_target)
+            tuned = relax.tuned_records(mw.graph, mw.batch, self.tuning, t_target, module)
             if tuned:
                 target, tuning = t_target, self.tuning
         schedule = f"{schedules.SCHEDULE_VERSION}:relax-{'fused' if fuse else 'unfused'}"
@@ -212,10 +225,17 @@ class KernelCache:
 
         def export(directory: Path) -> None:
             build_relax(
-                mw.graph, mw.batch, target, directory, fuse=fuse, library=LIBRARY, tuning=tuning
+                mw.graph,
+                mw.batch,
+                target,
+                directory,
+                fuse=fuse,
+                library=LIBRARY,
+                tuning=tuning,
+                module=module,
             )
 
-        built = self._get(name, mw.problem(), schedule, None, target, export=export)
+        built = self._get(name, desc, schedule, None, target, export=export)
         if tuned:
             built = dataclasses.replace(built, tuned_from=f"{len(tuned)} functions")
         return built

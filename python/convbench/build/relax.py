@@ -10,6 +10,7 @@ time, from the same library.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "relax_module",
     "schedule_module",
     "task_module",
+    "tflite_module",
     "to_primfuncs",
     "tuned_records",
 ]
@@ -132,18 +134,26 @@ def distinct_functions(mod: Any) -> dict[str, tuple[str, Any]]:
 
 
 def schedule_module(
-    mod: Any, tuning: Any = None, target: Any = None, tuned: dict[str, str] | None = None
+    mod: Any,
+    tuning: Any = None,
+    target: Any = None,
+    tuned: dict[str, str] | None = None,
+    chosen: dict[str, str] | None = None,
 ) -> Any:
     """Every PrimFunc of `mod` scheduled. With `tuning` (a tuning.TuningDatabase) and `target`,
     a function whose tuned schedule won its duel against the hand-written one gets it (and
     `tuned`, if given, collects {func_key: trace digest}); every other conv function gets the
     conv schedule with its element-wise epilogue computed in the register tile's write-back,
-    and the rest parallel, vectorised element-wise loops."""
+    and the rest parallel, vectorised element-wise loops, or the generic reduction schedule.
+    `chosen`, if given, collects {function name: the schedule it got}: tuned, conv, depthwise,
+    elementwise, reduction, or "default (<why>)" for one no schedule here applies to, which
+    then runs as TVM compiles it unscheduled."""
     import tvm
-    from tvm import s_tir, tirx
+    from tvm import tirx
 
     out = {}
     done: dict[str, Any] = {}
+    kinds: dict[str, str] = {}
     for gv, func in mod.functions.items():
         if not isinstance(func, tirx.PrimFunc):
             out[gv] = func
@@ -155,12 +165,13 @@ def schedule_module(
                 rec = tuning.lookup_key(key, target, task_module(func))
             if rec is not None:
                 done[key] = rec.mod["main"]
+                kinds[key] = "tuned"
                 if tuned is not None:
                     tuned[key] = rec.trace_digest
             else:
-                sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-                schedule_primfunc(sch)
-                done[key] = sch.mod["main"]
+                done[key], kinds[key] = _scheduled(func)
+        if chosen is not None:
+            chosen[gv.name_hint] = kinds[key]
         f = done[key]
         if f.attrs is not None and "global_symbol" in f.attrs:  # a tuned task module's "main"
             f = f.without_attr("global_symbol")
@@ -168,11 +179,51 @@ def schedule_module(
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
-def tuned_records(g: Graph, batch: int, tuning: Any, target: Any) -> dict[str, str]:
-    """{func_key: trace digest} of the fused functions of `g` that the database has a winning
-    tuned schedule for at `target`."""
+def _scheduled(func: Any) -> tuple[Any, str]:
+    """(the scheduled PrimFunc, which schedule): schedule_primfunc's, else the generic one, else
+    the function as it is, with the reason."""
+    import tvm
+    from tvm import s_tir
 
-    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse=True)
+    from .schedules import generic_schedule
+
+    try:
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        kind = schedule_primfunc(sch)
+        return sch.mod["main"], kind
+    except Exception as e:  # noqa: BLE001 - a function no hand-written schedule fits
+        first = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e) else ''}"
+    try:
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        generic_schedule(sch)
+        return sch.mod["main"], "reduction"
+    except Exception as e:  # noqa: BLE001
+        second = str(e).strip().splitlines()[0][:160] if str(e) else type(e).__name__
+        return func, f"default ({first}; generic: {second})"
+
+
+def tflite_module(path: Path) -> Any:
+    """A TFLite flatbuffer as a Relax module, by TVM's own TFLite frontend (NHWC kept). An op the
+    frontend does not support is named in the ValueError."""
+    import tflite
+    from tvm.relax.frontend.tflite import from_tflite
+
+    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    try:
+        return from_tflite(model)
+    except Exception as e:  # noqa: BLE001 - tvm.error.OpNotImplemented and friends
+        text = " ".join(str(e).split())[:400]
+        raise ValueError(f"TVM's TFLite frontend cannot import {path.name}: {text}") from None
+
+
+def tuned_records(
+    g: Graph, batch: int, tuning: Any, target: Any, module: Any = None
+) -> dict[str, str]:
+    """{func_key: trace digest} of the fused functions of `g` (or of the Relax `module` given,
+    a model file's) that the database has a winning tuned schedule for at `target`."""
+
+    source = module if module is not None else relax_module(g, batch, g.weights())
+    mod = to_primfuncs(source, fuse=True)
     out = {}
     for key, (_, func) in distinct_functions(mod).items():
         rec = tuning.lookup_key(key, target, task_module(func))
@@ -234,18 +285,29 @@ def build_relax(
     fuse: bool = True,
     library: str = "model.so",
     tuning: Any = None,
+    module: Any = None,
 ) -> dict[str, Any]:
-    """Lower, compile and export `g` to out_dir/<library> with its call plan; returns facts about
-    the build (functions, calls, tuned functions)."""
+    """Lower, compile and export `g` (or the Relax `module` given: a model file's, from its
+    TFLite form) to out_dir/<library> with its call plan; returns facts about the build
+    (functions, calls, tuned functions, the schedule each function got)."""
     import tvm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned: dict[str, str] = {}
-    mod = to_primfuncs(relax_module(g, batch, g.weights()), fuse)
-    mod = schedule_module(mod, tuning, target, tuned)
+    chosen: dict[str, str] = {}
+    source = module if module is not None else relax_module(g, batch, g.weights())
+    mod = to_primfuncs(source, fuse)
+    mod = schedule_module(mod, tuning, target, tuned, chosen)
     plan = call_plan(mod)
     ex = tvm.compile(mod, target=target)
     ex.export_library(str(out_dir / library))
     plan.save(out_dir)
     funcs = sorted({c["func"] for c in plan.calls})
-    return {"calls": len(plan.calls), "functions": len(funcs), "fused": fuse, "tuned": tuned}
+    (out_dir / "schedules.json").write_text(json.dumps(chosen, indent=1, sort_keys=True))
+    return {
+        "calls": len(plan.calls),
+        "functions": len(funcs),
+        "fused": fuse,
+        "tuned": tuned,
+        "schedules": chosen,
+    }

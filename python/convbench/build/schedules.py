@@ -32,6 +32,7 @@ __all__ = [
     "has_block",
     "pick_config",
     "schedule_conv",
+    "generic_schedule",
     "schedule_conv_in",
     "schedule_primfunc",
     "schedule_tag",
@@ -426,29 +427,103 @@ def _is_reduction(sch: Any, blk: Any) -> bool:
     return any(iv.iter_type == tirx.IterVar.CommReduce for iv in sch.get(blk).iter_vars)
 
 
-def schedule_primfunc(sch: Any) -> None:
-    """Schedules any PrimFunc a Relax build makes: a conv with its fused element-wise epilogue
-    (computed in the register tile's write-back), or parallel, vectorised element-wise loops."""
+def _is_conv_block(sch: Any, blk: Any) -> bool:
+    """A conv's block as TE and TOPI write it: seven loops (n, oh, ow, oc over kh, kw, ic), a 4-D
+    output and a 4-D weight read last."""
+    from tvm import tirx
+
+    b = sch.get(blk)
+    kinds = [iv.iter_type == tirx.IterVar.CommReduce for iv in b.iter_vars]
+    return (
+        kinds == [False] * 4 + [True] * 3
+        and len(b.writes) == 1
+        and len(b.writes[0].source.shape) == 4
+        and len(b.reads) >= 2
+        and len(b.reads[-1].source.shape) == 4
+    )
+
+
+def schedule_primfunc(sch: Any) -> str:
+    """Schedules any PrimFunc a Relax build makes, and says which schedule it got: `conv` or
+    `depthwise` (a conv with its fused element-wise epilogue computed in the register tile's
+    write-back), `elementwise` (parallel, vectorised loops) or `reduction` (pooling, means,
+    matmuls, softmax: the generic schedule of generic_schedule)."""
     blocks = _blocks(sch)
     names = [sch.get(b).name_hint for b in blocks]
     red = [i for i, b in enumerate(blocks) if _is_reduction(sch, b)]
     if not red:
         _schedule_elementwise(sch, blocks)
-        return
-    if len(red) > 1:
-        raise ValueError(f"a PrimFunc with {len(red)} reductions ({names}) has no schedule here")
+        return "elementwise"
+    if len(red) > 1 or not _is_conv_block(sch, blocks[red[0]]):
+        generic_schedule(sch)
+        return "reduction"
     ci = red[0]
     pads = [names[i] for i in range(ci) if names[i].startswith("pad")]
     epilogue = blocks[ci + 1 :]
     # Fold the element-wise chain into its last block, then into the tile's write-back.
     for b in epilogue[:-1]:
         sch.compute_inline(b)
+    (_, _, _, _), (_, _, cin, _) = _conv_shapes(sch, names[ci])
+    depthwise = cin == 1 and _data_channels(sch, blocks[ci]) > 1
     wb = schedule_conv_in(sch, names[ci], pads[0] if pads else None)
     if epilogue:
         last = epilogue[-1]
         if wb is None:
             raise ValueError("a fused multi-block conv has no single write-back for its epilogue")
         sch.reverse_compute_inline(last)
+    return "depthwise" if depthwise else "conv"
+
+
+def generic_schedule(sch: Any) -> None:
+    """Any PrimFunc: element-wise producers inlined where they can be; every reduction block
+    with its spatial loops outside the reduction, the outer ones fused and parallel, the last
+    split into a vector of channels innermost; every other block parallel and vectorised."""
+    blocks = _blocks(sch)
+    for b in blocks[:-1]:
+        if not _is_reduction(sch, b):
+            try:
+                sch.compute_inline(b)
+            except Exception:  # noqa: BLE001 - not inlinable: scheduled on its own below
+                pass
+    for b in _blocks(sch):
+        if _is_reduction(sch, b):
+            _schedule_reduction_block(sch, b)
+        else:
+            _schedule_elementwise(sch, [b])
+
+
+def _lanes(extent: int) -> int:
+    return next((v for v in (VEC, 8, 4) if extent % v == 0), 1)
+
+
+def _schedule_reduction_block(sch: Any, blk: Any) -> None:
+    from tvm import tirx
+
+    loops = sch.get_loops(blk)
+    kinds = [iv.iter_type == tirx.IterVar.CommReduce for iv in sch.get(blk).iter_vars]
+    if len(loops) != len(kinds) or kinds != sorted(kinds):
+        return  # not the plain spatial-then-reduce nest this schedule is for: left as it is
+    ns = kinds.count(False)
+    spatial, reduce = loops[:ns], loops[ns:]
+    if not spatial:
+        return
+    last = spatial[-1]
+    lanes = _lanes(int(sch.get(last).extent))
+    outer = list(spatial[:-1])
+    inner = None
+    if lanes > 1 and reduce:
+        lo, inner = sch.split(last, [None, lanes])
+        outer.append(lo)
+        sch.reorder(*outer, *reduce, inner)
+    elif not reduce:
+        outer.append(last)
+    if outer:
+        fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        if int(sch.get(fused).extent) > 1:
+            sch.parallel(fused)
+    if inner is not None:
+        sch.vectorize(inner)
+        sch.decompose_reduction(blk, reduce[0])
 
 
 def _schedule_elementwise(sch: Any, blocks: list[Any]) -> None:

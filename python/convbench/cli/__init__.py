@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .compare import compare_main
+from .extract import extract_main
 from .nodes import nodes_main
 from .partsearch import partsearch_main
 from .plot import plot_main
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "partsearch": partsearch_main,
     "plot": plot_main,
     "nodes": nodes_main,
+    "extract": extract_main,
 }
 
 

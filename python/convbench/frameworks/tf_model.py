@@ -16,6 +16,7 @@ from ..spec.model import Graph
 from .tf_conv import session_config, tf_padding
 
 __all__ = [
+    "GraphParts",
     "graph_def",
     "tf_forward",
     "tf_model_callables",
@@ -71,31 +72,43 @@ def tf_forward(tf: Any, g: Graph, weights: dict[str, np.ndarray], named: bool = 
 
 
 def build_graph(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> tuple:
-    """A tf.Graph with placeholder `input` and the output op named g.output."""
+    """A tf.Graph with a placeholder named g.input and the output op named g.output."""
     graph = tf.Graph()
     with graph.as_default():
-        x = tf.compat.v1.placeholder(tf.float32, (batch, *g.input_shape[1:]), name="input")
+        x = tf.compat.v1.placeholder(tf.float32, (batch, *g.input_shape[1:]), name=g.input)
         y = tf_forward(tf, g, weights, named=True)(x)
     return graph, x, y
 
 
 def graph_def(tf: Any, g: Graph, batch: int, weights: dict[str, np.ndarray]) -> bytes:
-    """The serialized GraphDef the C API path imports: input `input`, output g.output."""
+    """The serialized GraphDef the C API path imports: input g.input, output g.output."""
     graph, _, y = build_graph(tf, g, batch, weights)
     if y.op.name != g.output:
         raise RuntimeError(f"TF named the output op '{y.op.name}', not '{g.output}'")
     return graph.as_graph_def().SerializeToString()
 
 
+GraphParts = Callable[[], tuple]  # () -> (tf.Graph, input placeholder, output tensor)
+
+
 def tf_model_callables(
-    tf: Any, g: Graph, x: np.ndarray, paths: tuple[str, ...], threads: int = 1
+    tf: Any,
+    g: Graph,
+    x: np.ndarray,
+    paths: tuple[str, ...],
+    threads: int = 1,
+    parts: GraphParts | None = None,
 ) -> dict[str, Callable[[], Any]]:
-    """Zero-argument callables running the graph on `x`, one per TF path."""
-    weights = g.weights()
+    """Zero-argument callables running the graph on `x`, one per TF path. `parts`: the graph
+    to run instead of one built from `g` (a model file's cut); it has no eager form."""
     out: dict[str, Callable[[], Any]] = {}
+    from_file = parts is not None
+    if parts is None:
+        weights = g.weights()
+        parts = lambda: build_graph(tf, g, x.shape[0], weights)  # noqa: E731
     for path in paths:
-        if path in ("eager", "function"):
-            fwd = tf_forward(tf, g, weights)
+        if path in ("eager", "function") and not from_file:
+            fwd = tf_forward(tf, g, g.weights())
             xt = tf.constant(x)
             if path == "eager":
                 out[path] = lambda f=fwd, v=xt: f(v)
@@ -103,27 +116,55 @@ def tf_model_callables(
                 traced = tf.function(fwd, jit_compile=False)
                 traced(xt)
                 out[path] = lambda f=traced, v=xt: f(v)
+        elif path == "function":
+            graph, ph, y = parts()
+            fn = _pruned_function(tf, graph, ph, y)
+            xt = tf.constant(x)
+            fn(xt)
+            out[path] = lambda f=fn, v=xt: f(v)
         elif path.startswith("session"):
-            graph, ph, y = build_graph(tf, g, x.shape[0], weights)
+            graph, ph, y = parts()
             sess = tf.compat.v1.Session(
                 graph=graph, config=session_config(tf, threads, path != "session-noopt")
             )
             feed = {ph: x}
             out[path] = lambda s=sess, t=y, f=feed: s.run(t, feed_dict=f)
+        elif path == "eager":
+            raise ValueError(
+                "tf/eager: a model file's graph has no op-by-op eager form (its ops come as a "
+                "GraphDef); tf/function runs it from Python"
+            )
         else:
             raise ValueError(f"unknown TF model path {path!r}")
     return out
 
 
+def _pruned_function(tf: Any, graph: Any, ph: Any, y: Any) -> Any:
+    """A concrete function (tf.function's form of a graph) computing y from ph."""
+    gd = graph.as_graph_def()
+
+    def body() -> Any:
+        tf.compat.v1.import_graph_def(gd, name="")
+
+    wrapped = tf.compat.v1.wrap_function(body, [])
+    return wrapped.prune(feeds=ph.name, fetches=y.name)
+
+
 def tf_step_stats(
-    tf: Any, g: Graph, x: np.ndarray, threads: int, runs: int = 10, optimize: bool = True
+    tf: Any,
+    g: Graph,
+    x: np.ndarray,
+    threads: int,
+    runs: int = 10,
+    optimize: bool = True,
+    parts: GraphParts | None = None,
 ) -> dict[str, Any]:
     """TF's own per-op times: Session.run with a full trace, `runs` times after a warm-up. Returns
     {op name: median seconds} over the runs, the ops' op type, and the traced runs' wall medians.
     Op names are TF's after grappler (a fused op keeps the name of the node it replaced)."""
     import time
 
-    graph, ph, y = build_graph(tf, g, x.shape[0], g.weights())
+    graph, ph, y = parts() if parts is not None else build_graph(tf, g, x.shape[0], g.weights())
     sess = tf.compat.v1.Session(graph=graph, config=session_config(tf, threads, optimize))
     feed = {ph: x}
     # A long warm-up: at 2 threads the first ten or so runs of a small graph are up to 1.7x slower

@@ -75,6 +75,7 @@ class CheckTask(Task):
     kernel_paths: dict[str, str]
     seed: int = 0
     rtol: float = 1e-5
+    graph_def: str | None = None  # a model file's cut: the GraphDef TF runs
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class LayersTask(Task):
     seed: int = 0
     config: RunConfig = field(default_factory=RunConfig)
     tf_runs: int = 10
+    graph_def: str | None = None  # a model file's cut: the GraphDef TF runs
 
 
 @dataclass(frozen=True)

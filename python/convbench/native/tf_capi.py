@@ -74,8 +74,15 @@ def tf_native_conv(
 
 
 def tf_graph_runner(
-    graph_def: bytes, output: str, x: np.ndarray, threads: int, optimize: bool = True
+    graph_def: bytes,
+    output: str,
+    x: np.ndarray,
+    threads: int,
+    optimize: bool = True,
+    input_name: str = "input",
 ) -> Any:
-    """A frozen GraphDef (input op `input`) run whole through TF_SessionRun; optimize=False turns
-    grappler off."""
-    return _core.TfGraphRunner(tf_library_path(), graph_def, "input", output, x, threads, optimize)
+    """A frozen GraphDef run whole through TF_SessionRun, `x` fed to the placeholder
+    `input_name`; optimize=False turns grappler off."""
+    return _core.TfGraphRunner(
+        tf_library_path(), graph_def, input_name, output, x, threads, optimize
+    )

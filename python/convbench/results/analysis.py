@@ -236,10 +236,12 @@ def _tf_node(op: str, names: list[str]) -> str | None:
     return best
 
 
-def _conv_signature(kh: int, kw: int, cin: int, oh: int, ow: int, cout: int) -> tuple:
-    """What a conv computes, batch aside; output channels rounded up to the vector width, as
-    the TVM build pads them (and slices the padding off after)."""
-    return (kh, kw, cin, oh, ow, -(-cout // _VEC) * _VEC)
+def _conv_signature(oh: int, ow: int, per_channel: int, cout: int) -> tuple:
+    """What a conv computes, batch aside: output size, multiply-adds per output value
+    (KH x KW x input channels of its group) and output channels, rounded up to the vector width
+    as the stand-in's TVM build pads them (and slices the padding off after). Independent of the
+    weight's layout, which differs between builds (HWIO; a TFLite import's OHWI)."""
+    return (oh, ow, per_channel, -(-cout // _VEC) * _VEC)
 
 
 _VEC = 16
@@ -247,16 +249,18 @@ _VEC = 16
 
 def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
     """(signature, FLOPs) of a conv function call of the TVM build, from its argument shapes:
-    the weights are its 4-D constant argument (HWIO), the output its last."""
+    the weights are its 4-D constant argument, the output its last."""
     args = call.get("args")
     if "conv2d" not in call["func"] or not args:
         return None
     weights = [shape for kind, shape in args if kind == "const" and len(shape) == 4]
     if not weights:
         return None
-    kh, kw, cin, cout = weights[0]
-    n, oh, ow, _ = call["shape"]
-    return _conv_signature(kh, kw, cin, oh, ow, cout), 2 * n * oh * ow * cin * kh * kw * cout
+    elements = 1
+    for d in weights[0]:
+        elements *= int(d)
+    n, oh, ow, cout = call["shape"]
+    return _conv_signature(oh, ow, elements // cout, cout), 2 * n * oh * ow * elements
 
 
 def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
@@ -299,8 +303,10 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     for name in conv_layers:
         c = g.node(name).conv
         assert c is not None
-        _, oh, ow, cout = g.node(name).shape
-        sig = _conv_signature(c.kernel[0], c.kernel[1], c.input[3], oh, ow, cout)
+        w = ConvWorkload(c, 1)
+        _, oh, ow, cout = w.output_shape
+        kh, kw, ipg, _ = w.weight_shape
+        sig = _conv_signature(oh, ow, kh * kw * ipg, cout)
         waiting.setdefault(sig, []).append(name)
     in_order = iter(conv_layers)
     # A conv function opens its layer; the functions after it (a slice, or unfused element-wise
@@ -328,9 +334,18 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     for r in rows.values():
         calls_of = r.pop("_calls", [])
         convs = [conv for conv in map(_call_conv, calls_of) if conv is not None]
-        kept = calls_of[-1]["shape"][-1] if calls_of else 0  # output channels after any slice
-        # FLOPs of the channels the layer keeps (the build pads channels to the vector width)
-        r["tvm_flops"] = sum(flops * kept // sig[5] for sig, flops in convs)
+        # FLOPs of the channels the layer keeps: the build pads a conv's output channels to the
+        # vector width and slices them off in the call after it
+        r["tvm_flops"] = 0
+        for i, c in enumerate(calls_of):
+            conv = _call_conv(c)
+            if conv is None:
+                continue
+            kept = cout = c["shape"][-1]
+            after = calls_of[i + 1] if i + 1 < len(calls_of) else None
+            if after is not None and "slice" in after["func"]:
+                kept = after["shape"][-1]
+            r["tvm_flops"] += conv[1] * kept // cout
         if calls_of and not convs and any("conv2d" in c["func"] for c in calls_of):
             r["tvm_flops"] = None  # a plan without shapes: nothing to compare
         node = g.node(r["layer"]) if r["layer"] in g else None

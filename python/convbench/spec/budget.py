@@ -64,9 +64,11 @@ def _model(w: ModelWorkload, copies: int) -> Estimate:
     g = w.graph
     weights = 0
     for n in g.nodes:
-        if n.kind == "conv" and n.conv is not None:
+        if n.weights:  # a model file's node: the constants it reads, counted by extract
+            weights += n.weights
+        elif n.kind == "conv" and n.conv is not None:
             kh, kw = n.conv.kernel
-            weights += kh * kw * n.conv.input[3] * n.conv.out_channels
+            weights += kh * kw * (n.conv.input[3] // n.conv.groups) * n.conv.out_channels
         elif n.kind == "bn":
             weights += 4 * n.shape[-1]
         elif n.kind == "bias_add":

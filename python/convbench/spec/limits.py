@@ -20,9 +20,10 @@ __all__ = [
 # TVM indexes a tensor with int32: no tensor may hold more elements than this, at any batch.
 INT32_MAX = 2**31 - 1
 
-# A shapes file is a few kB; a bigger one is refused before it is read (at this size the C YAML
-# parser and the checks take about a second).
-MAX_FILE_BYTES = 256 << 10
+# A hand-written shapes file is a few kB, one `convbench extract` writes holds a node table (about
+# 150 bytes a node); a bigger one is refused before it is read (at this size the C YAML parser
+# and the checks take a few seconds).
+MAX_FILE_BYTES = 4 << 20
 MAX_CONVS = 1024  # entries of the convs section
 MAX_YAML_DEPTH = 32  # nesting of YAML collections (the shipped file nests 4 deep)
 MAX_YAML_VALUES = 100_000  # values after aliases are expanded (an alias bomb expands to billions)

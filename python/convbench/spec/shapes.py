@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .conv import ConvSpec
 from .errors import SpecError, quote
 from .limits import MAX_CONVS, MAX_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES
-from .model import ModelSpec, parse_model
+from .model import AnyModelSpec, parse_model
 
 __all__ = [
     "ShapesFile",
@@ -40,7 +40,7 @@ class ShapesFile:
 
     source: str
     convs: list[ConvSpec]
-    model: ModelSpec | None
+    model: AnyModelSpec | None
 
 
 class _SpecFile(BaseModel):
@@ -60,7 +60,7 @@ class _SpecFile(BaseModel):
         return self
 
 
-def _name_clashes(source: str, convs: list[ConvSpec], model: ModelSpec) -> None:
+def _name_clashes(source: str, convs: list[ConvSpec], model: AnyModelSpec) -> None:
     """Kernels and records are keyed by workload name: a conv may not share its name with the
     model or one of its blocks, or their results would merge."""
     owners = {model.name: "model.name"}
@@ -238,7 +238,8 @@ def read_shapes_text(path: str | Path) -> str:
             raise SpecError(f"{p}: is {kind}, not a shapes file (give a YAML file)")
         too_big = (
             f"{p}: is larger than {MAX_FILE_BYTES // 1024} KiB, the most a shapes file may be "
-            "(they are a few kB: is this the right file?)"
+            "(they are a few kB, or a few hundred with a model's node table: is this the right "
+            "file?)"
         )
         if st.st_size > MAX_FILE_BYTES:
             raise SpecError(too_big)
