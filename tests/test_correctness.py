@@ -62,6 +62,9 @@ def test_grouped_convs_match_their_definition(case: str, kernel_cache, tf) -> No
     for got in (tvm_out, tf_out):
         assert got.shape == w.output_shape
         assert relative_error(got, exact, rtol=1e-5)["ok"]
+    # the float64 reference every check uses (TF's float64 kernels are not oneDNN's)
+    tf64 = tf_reference(tf, w, data.astype(np.float64), weight.astype(np.float64))
+    assert relative_error(tf64, exact, rtol=1e-12)["ok"]
     # a wrong grouping (every output channel reading group 0's inputs) is caught
     wrong = numpy_conv(w, np.repeat(data[..., : weight.shape[2]], spec.groups, axis=3), weight)
     assert not relative_error(wrong, exact, rtol=1e-5)["ok"]

@@ -14,7 +14,7 @@ from convbench.measure.tasks import CheckTask, LayersTask
 from convbench.native.harness import RunConfig
 from convbench.results.analysis import layer_table, node_layers
 from convbench.spec import ConvWorkload, SpecError, load_shapes, load_spec
-from convbench.spec.model import Graph, ModelWorkload, histogram_mismatch, parse_model
+from convbench.spec.model import ModelWorkload, histogram_mismatch, parse_model
 
 SHAPES = Path(__file__).resolve().parents[1] / "shapes.yaml"
 

@@ -370,9 +370,11 @@ class Runner:
             # TF's GraphDef of the cut, and the TFLite form TVM imports, before the build
             self._export_graph_def(cache, w, where)
             if w.key not in self.graph_defs:
-                self._error("build", where, "no TFLite form of the cut: see the error above")
+                self._error("build", where, "no GraphDef of the cut: see the error above")
                 return
             tflite = self.graph_defs[w.key].with_suffix(".tflite")
+            if not tflite.exists():
+                return  # the reason is the build error above; TF's cells run
         jobs: list[tuple[bool, int | None]] = [(True, t) for t in self.options.threads]
         if ("tvm", "native-unfused") in paths:
             jobs.append((False, None))
@@ -416,10 +418,12 @@ class Runner:
         if not ready:
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
-                self.workers.run(GraphDefTask(workload=w, out=str(out)))
+                facts = self.workers.run(GraphDefTask(workload=w, out=str(out)))
             except (WorkerError, OSError) as e:
                 self._error("build", {**where, "backend": "tf"}, f"GraphDef: {e}")
                 return
+            if facts.get("tflite_error"):  # TF's cells still run on the GraphDef
+                self._error("build", {**where, "backend": "tvm"}, facts["tflite_error"])
         self.graph_defs[w.key] = out
 
     # --- machine: peak and the harness's floor ------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .compare import compare_main
+from .export_model import export_model_main
 from .extract import extract_main
 from .nodes import nodes_main
 from .partsearch import partsearch_main
@@ -23,6 +24,7 @@ SUBCOMMANDS = {
     "plot": plot_main,
     "nodes": nodes_main,
     "extract": extract_main,
+    "export-model": export_model_main,
 }
 
 

@@ -60,7 +60,15 @@ def tf_conv_op(tf: Any, w: ConvWorkload) -> Callable[[Any, Any], Any]:
         if not isinstance(padding, str):
             explicit, padding = [p for side in padding for p in side], "EXPLICIT"
 
+        dilated = dilations != [1, 1, 1, 1]
+        (pt, pb), (pl, pr) = w.spec.pads
+
         def depthwise(a: Any, b: Any) -> Any:
+            if dilated and a.dtype == tf.float64:
+                # TF's float64 depthwise kernel (Eigen; oneDNN is float32) has no dilation: the
+                # float64 reference takes the space-to-batch route tf.nn.depthwise_conv2d takes
+                a = tf.pad(a, [[0, 0], [pt, pb], [pl, pr], [0, 0]])
+                return tf.nn.depthwise_conv2d(a, b, strides, "VALID", dilations=dilations[1:3])
             return tf.raw_ops.DepthwiseConv2dNative(
                 input=a,
                 filter=b,

@@ -195,18 +195,17 @@ def _load_saved_model(
     if not sigs:
         raise SpecError(f"{path}: the SavedModel has no signature to call")
     key = next((k for k in ("serving_default", "serve") if k in sigs), sorted(sigs)[0])
-    fn = sigs[key]
-    specs = [s for s in fn.structured_input_signature[1].values()] or list(
-        fn.structured_input_signature[0]
-    )
+    sig = sigs[key]
+    named = dict(sig.structured_input_signature[1])
+    specs = list(named.values()) or list(sig.structured_input_signature[0])
     if len(specs) != 1:
         raise SpecError(f"{path}: signature {key!r} has {len(specs)} inputs; convbench reads one")
-    if input_shape is not None:
-        # a concrete function of the same signature at the asked-for shape
-        shape = _signature_shape(specs[0].shape, input_shape)
-        fn = tf.function(lambda x: sigs[key](x)).get_concrete_function(
-            tf.TensorSpec(shape, specs[0].dtype, name=specs[0].name)
-        )
+    arg = next(iter(named), None)
+    # Always the same wrapper, with or without --input-shape: node names do not depend on it.
+    shape = _signature_shape(specs[0].shape, input_shape)
+    fn = tf.function(lambda x: sig(**{arg: x}) if arg else sig(x)).get_concrete_function(
+        tf.TensorSpec(shape, specs[0].dtype, name=arg or specs[0].name)
+    )
     return _freeze(tf, fn)
 
 
@@ -304,11 +303,18 @@ def load_model(
 
 
 def _with_input_shape(tf: Any, gd: Any, inp: str, shape: tuple[int, ...]) -> Any:
+    """The graph with the input's shape static, and without control edges: a frozen inference
+    graph orders nothing by them (they tie ops to variable reads and function calls that are
+    gone), and a cut must not pull in what they point at."""
     out = tf.compat.v1.GraphDef()
     out.CopyFrom(gd)
     for n in out.node:
         if n.name == inp:
             n.attr["shape"].shape.CopyFrom(tf.TensorShape(list(shape)).as_proto())
+        data = [i for i in n.input if not i.startswith("^")]
+        if len(data) != len(n.input):
+            del n.input[:]
+            n.input.extend(data)
     return out
 
 
@@ -676,7 +682,12 @@ def to_tflite(gd: Any, inp: str, out: str) -> bytes:
     except Exception as e:  # noqa: BLE001 - ConverterError and friends
         text = str(e)
         ops = sorted(set(_converter_ops(text)))
-        what = f"ops it cannot express with builtin ops: {', '.join(ops)}" if ops else text[:400]
+        named = []
+        for op in ops:
+            nodes = [n.name for n in gd.node if n.op == op]
+            shown = ", ".join(repr(n) for n in nodes[:3]) + (", ..." if len(nodes) > 3 else "")
+            named.append(f"{op} (node {shown})" if nodes else op)
+        what = f"ops it cannot express with builtin ops: {'; '.join(named)}" if ops else text[:400]
         raise SpecError(f"TF's TFLite converter refused the cut {inp}..{out}: {what}") from None
 
 

@@ -25,6 +25,7 @@ from ..native.harness import Timing, pin_threads, relax_vm, time_callable
 from ..native.tf_capi import tf_graph_runner
 from ..results.record import Record
 from ..spec.arrays import aligned_copy, aligned_empty
+from ..spec.errors import SpecError
 from ..spec.model import ModelWorkload
 from .process import make_record, pin_timing_thread, restrict_process
 from .tasks import CheckTask, GraphDefTask, LayersTask, MeasureTask
@@ -119,13 +120,18 @@ def write_graph_def(task: GraphDefTask) -> dict[str, Any]:
         frozen = load_spec_model(mw.spec, mw.batch)
         start = mw.start if mw.start not in (None, frozen.input) else None
         gd = cut_graph_def(frozen, start, mw.stop, mw.input_shape)
-        flat = to_tflite(gd, mw.graph.input, mw.graph.output)
-        _write(out.with_suffix(".tflite"), flat)
-        facts["tflite"] = str(out.with_suffix(".tflite"))
         data = gd.SerializeToString()
+        _write(out, data)
+        try:
+            flat = to_tflite(gd, mw.graph.input, mw.graph.output)
+        except SpecError as e:  # no TVM build of this cut; TF's paths still run the GraphDef
+            facts["tflite_error"] = str(e)
+        else:
+            _write(out.with_suffix(".tflite"), flat)
+            facts["tflite"] = str(out.with_suffix(".tflite"))
     else:
         data = graph_def(tf, mw.graph, mw.batch, mw.graph.weights())
-    _write(out, data)
+        _write(out, data)
     facts["bytes"] = len(data)
     return facts
 
