@@ -370,21 +370,27 @@ def test_an_op_tflite_cannot_express_is_named(convbench, tf, tmp_path) -> None:
 # --- the stand-in as a file ---------------------------------------------------------------------
 def test_export_model_round_trip(convbench, tiny_model, tmp_path) -> None:
     """The YAML stand-in written as a frozen GraphDef and read back by extract: the same convs,
-    the same cut points, and a block of it checks against TF."""
+    the same cut points, and its block and whole model check against TF through the file path
+    (the logits conv's 10 channels padded to 16 and sliced, as the YAML build does)."""
     from convbench.spec import ConvWorkload, load_shapes
 
-    pb = tmp_path / "standin.pb"
-    proc = convbench("export-model", "--shapes", str(tiny_model), "-o", str(pb), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    shapes = tmp_path / "standin.yaml"
-    proc = convbench("extract", str(pb), "-o", str(shapes), cwd=tmp_path)
+    pb, shapes = tmp_path / "standin.pb", tmp_path / "standin.yaml"
+    proc = convbench(
+        "export-model",
+        "--shapes",
+        str(tiny_model),
+        "-o",
+        str(pb),
+        "--extract",
+        str(shapes),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     yaml_model = load_shapes(tiny_model).model
     file_model = load_shapes(shapes).model
     assert file_model is not None and yaml_model is not None
+    assert file_model.name == yaml_model.name and file_model.blocks == yaml_model.blocks
     names = set(file_model.graph.names)
-    for block in yaml_model.blocks:
-        assert {block.start, block.stop} <= names
     assert set(yaml_model.partsearch) <= names
     got = sorted(
         ConvWorkload(n.conv, 1).problem()["weight_shape"] for n in file_model.graph.convs()
@@ -393,15 +399,10 @@ def test_export_model_round_trip(convbench, tiny_model, tmp_path) -> None:
         ConvWorkload(n.conv, 1).problem()["weight_shape"] for n in yaml_model.graph.convs()
     )
     assert got == want
-    block = yaml_model.blocks[0]
     proc = convbench(
         "--shapes",
         str(shapes),
         "--no-convs",
-        "--from",
-        block.start,
-        "--to",
-        block.stop,
         "--threads",
         "1",
         *QUICK,
@@ -415,6 +416,24 @@ def test_export_model_round_trip(convbench, tiny_model, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((tmp_path / "r.json").read_text())
-    (check,) = doc["checks"]
-    assert check["ok"] and check["max_rel_err"] < 1e-4
-    assert doc["layers"] and doc["layers"][0]["flops_mismatch"] == []
+    checks = {c["workload"]: c for c in doc["checks"]}
+    assert set(checks) == {"blockA", yaml_model.name}
+    assert all(c["ok"] for c in checks.values()), checks
+    assert all(t["flops_mismatch"] == [] for t in doc["layers"])
+    whole = next(
+        k["schedules"] for k in doc["kernels"] if k.get("schedules") and k["workload"] != "blockA"
+    )
+    assert any("strided_slice" in f for f in whole), whole  # the padded logits conv
+
+
+def test_tune_sees_the_fused_functions_of_a_model_file(extracted) -> None:
+    """`convbench tune --model` on a model file tunes the functions a run builds: the cut
+    imported the same way, through TFLite, in a worker."""
+    from convbench.spec import load_shapes
+    from convbench.tune import model_tasks
+
+    spec = load_shapes(extracted["graphdef"]).model
+    tasks = model_tasks(spec, "all", 1)
+    names = [name for name, _ in tasks.values()]
+    assert sum("conv2d" in n for n in names) == len(CONV_LAYERS), names
+    assert any("matmul" in n or "mean" in n for n in names), names

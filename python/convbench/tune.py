@@ -22,8 +22,14 @@ from typing import Any
 
 from .build.cache import KernelCache
 from .build.compute import conv_module
-from .build.relax import distinct_functions, relax_module, task_module, to_primfuncs
-from .build.schedules import schedule_primfunc
+from .build.relax import (
+    distinct_functions,
+    relax_module,
+    scheduled_function,
+    task_module,
+    tflite_module,
+    to_primfuncs,
+)
 from .build.target import host_target
 from .build.tuning_db import (
     DUEL_RUNS,
@@ -36,11 +42,13 @@ from .build.tuning_db import (
 )
 from .cpus import plan_cpus
 from .measure.pool import run_worker
-from .measure.tasks import TimeFuncTask
+from .measure.tasks import GraphDefTask, TimeFuncTask
 from .native.harness import RunConfig
 from .run import measure_task
 from .spec.conv import ConvSpec, ConvWorkload
-from .spec.model import ModelSpec
+from .spec.errors import SpecError
+from .spec.model import AnyModelSpec, ModelWorkload
+from .spec.model_file import ModelFileSpec
 
 __all__ = [
     "Progress",
@@ -235,18 +243,33 @@ def tune_many(
 
 
 # --- a model's fused functions ---------------------------------------------------------------
-def model_tasks(spec: ModelSpec, which: str, batch: int) -> dict[str, tuple[str, Any]]:
+def model_tasks(spec: AnyModelSpec, which: str, batch: int) -> dict[str, tuple[str, Any]]:
     """The distinct fused functions of the model's blocks (`which`="blocks") or of the whole
     model ("all"): {func_key: (name, PrimFunc)}."""
     g = spec.graph
     cuts = [(b.start, b.stop) for b in spec.blocks] if which == "blocks" else [(None, g.output)]
     out: dict[str, tuple[str, Any]] = {}
     for start, stop in cuts:
-        part = g.cut(start, stop)
-        mod = to_primfuncs(relax_module(part, batch, part.weights()), fuse=True)
+        if isinstance(spec, ModelFileSpec):
+            mod = to_primfuncs(_file_cut_module(spec, start, stop, batch), fuse=True)
+        else:
+            part = g.cut(start, stop)
+            mod = to_primfuncs(relax_module(part, batch, part.weights()), fuse=True)
         for key, item in distinct_functions(mod).items():
             out.setdefault(key, item)
     return out
+
+
+def _file_cut_module(spec: ModelFileSpec, start: str | None, stop: str, batch: int) -> Any:
+    """A model file's cut as a Relax module, imported as a run imports it: TF's TFLite converter
+    in a worker (TF stays out of this process), then Relax's TFLite frontend."""
+    mw = ModelWorkload(f"{start or spec.input_node}..{stop}", "block", spec, start, stop, batch)
+    with tempfile.TemporaryDirectory(prefix="convbench-tune-") as tmp:
+        out = Path(tmp) / "cut.pb"
+        facts = run_worker(GraphDefTask(workload=mw, out=str(out)), 600)
+        if facts.get("tflite_error"):
+            raise SpecError(facts["tflite_error"])
+        return tflite_module(out.with_suffix(".tflite"))
 
 
 def compile_function(mod: Any, target: Any, lib: Path) -> tuple[Path, list[list[int]]]:
@@ -274,7 +297,6 @@ def time_function(mod: Any, target: Any, threads: int) -> float:
 
 
 def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: Path) -> dict:
-    from tvm import s_tir
 
     mod = task_module(func)
     with tempfile.TemporaryDirectory(prefix="convbench-tune-") as tmp:
@@ -283,9 +305,9 @@ def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: P
         def time_both(target: Any) -> tuple[float | None, float]:
             if not libs:  # compiled once, timed in every run of the duel
                 rec = TuningDatabase([root]).lookup_key(key, target, mod, honour_summary=False)
-                sch = s_tir.Schedule(mod)
-                schedule_primfunc(sch)
-                libs["default"] = compile_function(sch.mod, target, Path(tmp) / "default.so")
+                default_func, _ = scheduled_function(mod["main"])
+                default_mod = task_module(default_func.without_attr("global_symbol"))
+                libs["default"] = compile_function(default_mod, target, Path(tmp) / "default.so")
                 libs["tuned"] = (
                     compile_function(rec.mod, target, Path(tmp) / "tuned.so") if rec else None
                 )
@@ -298,7 +320,7 @@ def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: P
 
 
 def tune_model(
-    spec: ModelSpec,
+    spec: AnyModelSpec,
     which: str,
     threads: list[int],
     batches: list[int],

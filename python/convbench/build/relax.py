@@ -25,8 +25,10 @@ __all__ = [
     "call_plan",
     "distinct_functions",
     "func_key",
+    "pad_conv_channels",
     "relax_module",
     "schedule_module",
+    "scheduled_function",
     "task_module",
     "tflite_module",
     "to_primfuncs",
@@ -169,7 +171,7 @@ def schedule_module(
                 if tuned is not None:
                     tuned[key] = rec.trace_digest
             else:
-                done[key], kinds[key] = _scheduled(func)
+                done[key], kinds[key] = scheduled_function(func)
         if chosen is not None:
             chosen[gv.name_hint] = kinds[key]
         f = done[key]
@@ -179,7 +181,7 @@ def schedule_module(
     return tvm.IRModule(out, attrs=mod.attrs)
 
 
-def _scheduled(func: Any) -> tuple[Any, str]:
+def scheduled_function(func: Any) -> tuple[Any, str]:
     """(the scheduled PrimFunc, which schedule): schedule_primfunc's, else the generic one, else
     the function as it is, with the reason."""
     import tvm
@@ -218,7 +220,52 @@ def tflite_module(path: Path) -> Any:
     # The frontend gives a depthwise conv's weight as HWOI: every conv's weight in HWIO, as the
     # stand-in's and the schedules' (the constant transposed once, at compile time).
     mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
-    return relax.transform.FoldConstant()(mod)
+    return pad_conv_channels(relax.transform.FoldConstant()(mod))
+
+
+def pad_conv_channels(mod: Any) -> Any:
+    """Every dense conv with a constant weight whose output channels are not a multiple of the
+    vector width computes them padded with zero filters, then slices the padding off: what
+    relax_module does for the stand-in (a predicated channel tail compiles to scalar code)."""
+    import tvm
+    from tvm import relax
+    from tvm.relax import op as R
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+
+    @mutator
+    class Pad(PyExprMutator):  # type: ignore[misc]
+        def visit_call_(self, call: Any) -> Any:
+            call = super().visit_call_(call)
+            if not call.op.same_as(conv2d) or not isinstance(call.args[1], tvm.ir.expr.Constant):
+                return call
+            a = call.attrs
+            if (a.data_layout, a.kernel_layout, int(a.groups)) != ("NHWC", "HWIO", 1):
+                return call
+            w = call.args[1].value.numpy()
+            cout, pad = w.shape[3], -w.shape[3] % VEC
+            if not pad:
+                return call
+            w = np.concatenate([w, np.zeros((*w.shape[:3], pad), w.dtype)], axis=3)
+            y = self.builder_.emit(
+                R.nn.conv2d(
+                    call.args[0],
+                    relax.const(w),
+                    strides=a.strides,
+                    padding=a.padding,
+                    dilation=a.dilation,
+                    data_layout="NHWC",
+                    kernel_layout="HWIO",
+                )
+            )
+            return R.strided_slice(y, axes=[3], begin=[0], end=[cout])
+
+    pad = Pad(mod)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            pad.builder_.update_func(gv, pad.visit_expr(func))
+    return pad.builder_.get()
 
 
 def tuned_records(

@@ -12,6 +12,7 @@ from ..build.cache import writable_dir
 from ..build.tuning_db import default_db_dir
 from ..report.format import fmt_time, table
 from ..run import RunOptions
+from ..spec.errors import SpecError
 from ..tune import tune_many, tune_model
 from .common import (
     MAX_TRIALS,
@@ -115,6 +116,9 @@ def tune_main(argv: list[str]) -> int:
             summaries = tune_many(
                 shapes.convs, args.threads, args.batch, args.trials, root, args.cache_dir, progress
             )
+    except SpecError as e:  # a model file's cut that cannot reach TVM, named
+        err.print(f"[bold red]convbench tune:[/] {e}", highlight=False)
+        return 2
     except KeyboardInterrupt:
         err.print(
             f"interrupted: finished workloads are saved in {root}; run the same command "

@@ -248,8 +248,9 @@ _VEC = 16
 
 
 def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
-    """(signature, FLOPs) of a conv function call of the TVM build, from its argument shapes:
-    the weights are its 4-D constant argument, the output its last."""
+    """(signature, FLOPs per output channel) of a conv function call of the TVM build, from its
+    argument shapes: the weights are its 4-D constant argument (HWIO in every build), the output
+    its last. FLOPs count per output channel: the caller knows how many the layer keeps."""
     args = call.get("args")
     if "conv2d" not in call["func"] or not args:
         return None
@@ -259,8 +260,10 @@ def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
     elements = 1
     for d in weights[0]:
         elements *= int(d)
-    n, oh, ow, cout = call["shape"]
-    return _conv_signature(oh, ow, elements // cout, cout), 2 * n * oh * ow * elements
+    cout = int(weights[0][-1])
+    n, oh, ow, _ = call["shape"]
+    per_channel = elements // cout
+    return _conv_signature(oh, ow, per_channel, cout), 2 * n * oh * ow * per_channel
 
 
 def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
@@ -341,11 +344,11 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             conv = _call_conv(c)
             if conv is None:
                 continue
-            kept = cout = c["shape"][-1]
+            kept = c["shape"][-1]  # a slice fused into the conv's function already cut them
             after = calls_of[i + 1] if i + 1 < len(calls_of) else None
             if after is not None and "slice" in after["func"]:
-                kept = after["shape"][-1]
-            r["tvm_flops"] += conv[1] * kept // cout
+                kept = min(kept, after["shape"][-1])
+            r["tvm_flops"] += conv[1] * kept
         if calls_of and not convs and any("conv2d" in c["func"] for c in calls_of):
             r["tvm_flops"] = None  # a plan without shapes: nothing to compare
         node = g.node(r["layer"]) if r["layer"] in g else None
