@@ -437,3 +437,30 @@ def test_tune_sees_the_fused_functions_of_a_model_file(extracted) -> None:
     names = [name for name, _ in tasks.values()]
     assert sum("conv2d" in n for n in names) == len(CONV_LAYERS), names
     assert any("matmul" in n or "mean" in n for n in names), names
+
+
+def test_a_check_that_cannot_fail_is_called_out(convbench, tf, tmp_path) -> None:
+    """A softmax over vanishing logits is the same for any build: the run says its check
+    cannot tell, instead of letting it pass as evidence. The logits before it check as usual."""
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 6, 6, 4], name="x")
+        w = tf.constant(np.random.default_rng(0).normal(0, 1e-9, (3, 3, 4, 8)).astype(np.float32))
+        logits = tf.reduce_mean(tf.nn.conv2d(x, w, 1, "SAME"), axis=[1, 2], name="logits")
+        tf.nn.softmax(logits, name="probs")
+    pb = tmp_path / "flat.pb"
+    pb.write_bytes(g.as_graph_def().SerializeToString())
+    shapes = tmp_path / "flat.yaml"
+    assert convbench("extract", str(pb), "-o", str(shapes), cwd=tmp_path).returncode == 0
+    run = ("--shapes", str(shapes), "--no-convs", "--no-layers", "--threads", "1", *QUICK)
+    run += ("--paths", "tvm/native", "--cache-dir", str(tmp_path / "cache"))
+    proc = convbench(*run, "--json", str(tmp_path / "a.json"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "a.json").read_text())
+    (check,) = doc["checks"]
+    assert check["degenerate_output"] and check["output_spread"] < 1e-3
+    assert any("cannot tell a wrong build from a right one" in w for w in doc["warnings"])
+    proc = convbench(*run, "--to", "logits", "--json", str(tmp_path / "b.json"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (check,) = json.loads((tmp_path / "b.json").read_text())["checks"]
+    assert check["ok"] and "degenerate_output" not in check and check["output_spread"] > 0.1

@@ -514,6 +514,13 @@ class Runner:
         if result is None:
             return
         result.update(threads=list(self.options.threads), schedule=k.schedule)
+        if result.get("degenerate_output"):
+            self._warn(
+                f"{w.name} b{w.batch}: TF's output is nearly constant (spread "
+                f"{result['output_spread']:.1e} of its magnitude): this cut's check cannot tell a "
+                "wrong build from a right one; check a cut that ends earlier (--to a node before "
+                "the last, e.g. the logits before a softmax)"
+            )
         self.doc.checks.append(result)
         self.reporter.check(result)
         self.save()
