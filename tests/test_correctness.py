@@ -23,6 +23,7 @@ CASES = {
     "depthwise_tail_dilated": "input: [1, 9, 9, 40], kernel: [3, 3], out_channels: 40, "
     "groups: 40, padding: [[2, 1], [1, 2]], dilation: [2, 2]",
     "grouped4": "input: [1, 8, 9, 32], kernel: [3, 3], out_channels: 48, groups: 4",
+    "grouped_small": "input: [1, 7, 9, 32], kernel: [3, 3], out_channels: 32, groups: 8",
     "grouped_odd": "input: [1, 6, 7, 12], kernel: [3, 1], out_channels: 6, groups: 3, "
     "padding: VALID",
 }

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..spec.model import Graph
+from .compute import superset
 from .plan import LayerPlan
 from .schedules import VEC, schedule_primfunc
 
@@ -24,6 +25,7 @@ __all__ = [
     "build_relax",
     "call_plan",
     "distinct_functions",
+    "block_diagonal",
     "func_key",
     "pad_conv_channels",
     "relax_module",
@@ -223,10 +225,24 @@ def tflite_module(path: Path) -> Any:
     return pad_conv_channels(relax.transform.FoldConstant()(mod))
 
 
+def block_diagonal(w: np.ndarray, groups: int, s: int) -> np.ndarray:
+    """A grouped conv's HWIO weight (KH, KW, C/groups, O) with every s groups merged into one
+    group of s times the input channels, zero where an output channel does not read an input."""
+    kh, kw, ipg, cout = w.shape
+    opg = cout // groups
+    out = np.zeros((kh, kw, ipg * s, cout), w.dtype)
+    for o in range(cout):
+        j = (o // opg) % s  # the group's place in its merged group
+        out[:, :, j * ipg : (j + 1) * ipg, o] = w[:, :, :, o]
+    return out
+
+
 def pad_conv_channels(mod: Any) -> Any:
     """Every dense conv with a constant weight whose output channels are not a multiple of the
     vector width computes them padded with zero filters, then slices the padding off: what
-    relax_module does for the stand-in (a predicated channel tail compiles to scalar code)."""
+    relax_module does for the stand-in (a predicated channel tail compiles to scalar code).
+    A grouped conv of fewer than 16 output channels per group becomes block-diagonal groups of
+    16 (compute.superset), as a single grouped conv's kernel does."""
     import tvm
     from tvm import relax
     from tvm.relax import op as R
@@ -241,13 +257,19 @@ def pad_conv_channels(mod: Any) -> Any:
             if not call.op.same_as(conv2d) or not isinstance(call.args[1], tvm.ir.expr.Constant):
                 return call
             a = call.attrs
-            if (a.data_layout, a.kernel_layout, int(a.groups)) != ("NHWC", "HWIO", 1):
+            if (a.data_layout, a.kernel_layout) != ("NHWC", "HWIO"):
                 return call
             w = call.args[1].value.numpy()
-            cout, pad = w.shape[3], -w.shape[3] % VEC
-            if not pad:
+            groups = int(a.groups)
+            cout = w.shape[3]
+            s = superset(groups, w.shape[2], cout // groups)
+            if s > 1:  # as compute.conv_module does it: s groups as one block-diagonal group
+                w, groups = block_diagonal(w, groups, s), groups // s
+            pad = -cout % VEC if groups == 1 else 0
+            if pad:
+                w = np.concatenate([w, np.zeros((*w.shape[:3], pad), w.dtype)], axis=3)
+            if s == 1 and not pad:
                 return call
-            w = np.concatenate([w, np.zeros((*w.shape[:3], pad), w.dtype)], axis=3)
             y = self.builder_.emit(
                 R.nn.conv2d(
                     call.args[0],
@@ -255,11 +277,12 @@ def pad_conv_channels(mod: Any) -> Any:
                     strides=a.strides,
                     padding=a.padding,
                     dilation=a.dilation,
+                    groups=groups,
                     data_layout="NHWC",
                     kernel_layout="HWIO",
                 )
             )
-            return R.strided_slice(y, axes=[3], begin=[0], end=[cout])
+            return R.strided_slice(y, axes=[3], begin=[0], end=[cout]) if pad else y
 
     pad = Pad(mod)
     for gv, func in mod.functions_items():

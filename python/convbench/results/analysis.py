@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..build.compute import superset
 from ..paths import BACKENDS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
@@ -303,13 +304,15 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             "layers: the call plan does not match the graph"
         )
     waiting: dict[tuple, list[str]] = {}
+    merged: dict[str, int] = {}  # groups a TVM build computes as one block-diagonal group
     for name in conv_layers:
         c = g.node(name).conv
         assert c is not None
         w = ConvWorkload(c, 1)
         _, oh, ow, cout = w.output_shape
         kh, kw, ipg, _ = w.weight_shape
-        sig = _conv_signature(oh, ow, kh * kw * ipg, cout)
+        merged[name] = superset(c.groups, ipg, cout // c.groups)
+        sig = _conv_signature(oh, ow, kh * kw * ipg * merged[name], cout)
         waiting.setdefault(sig, []).append(name)
     in_order = iter(conv_layers)
     # A conv function opens its layer; the functions after it (a slice, or unfused element-wise
@@ -348,7 +351,8 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             after = calls_of[i + 1] if i + 1 < len(calls_of) else None
             if after is not None and "slice" in after["func"]:
                 kept = min(kept, after["shape"][-1])
-            r["tvm_flops"] += conv[1] * kept
+            # the useful multiply-adds: a block-diagonal weight's zeros are not counted
+            r["tvm_flops"] += conv[1] * kept // merged.get(r["layer"], 1)
         if calls_of and not convs and any("conv2d" in c["func"] for c in calls_of):
             r["tvm_flops"] = None  # a plan without shapes: nothing to compare
         node = g.node(r["layer"]) if r["layer"] in g else None
