@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import re
 import resource
 import tempfile
@@ -55,6 +56,7 @@ __all__ = [
     "read_results",
     "resolve_cache_dir",
     "run_options",
+    "write_atomic",
 ]
 
 # Command-line bounds: above these a value is a typo, not a plan.
@@ -467,3 +469,20 @@ def _saved_so_far(json_path: Path, doc: ResultsDoc) -> str:
 def failures(doc: ResultsDoc) -> tuple[int, int]:
     """(errors, failed checks) of a finished run."""
     return len(doc.errors), sum(1 for c in doc.checks if not c["ok"])
+
+
+def write_atomic(path: Path, data: str | bytes, err: Console, who: str) -> bool:
+    """`data` into `path` through a temporary file and a rename: the path holds the whole file
+    or what it held before. False (message printed) when it cannot be written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        err.print(f"[bold red]{who}:[/] cannot write {path}: {e}", highlight=False)
+        return False
+    return True

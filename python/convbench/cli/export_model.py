@@ -6,13 +6,12 @@ file-model path can be compared with the built-in one on the same computation.""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rich.console import Console
 
 from ..spec.model import ModelSpec
-from .common import consoles, load_shapes_or_report
+from .common import consoles, load_shapes_or_report, write_atomic
 
 __all__ = ["export_model_main"]
 
@@ -29,13 +28,10 @@ def _extract(path: Path, pb: Path, model: ModelSpec, err: Console) -> bool:
         section["partsearch"] = list(model.partsearch)
         text = shapes_text(pb, convs, section)
         parse_shapes(text, source=str(path))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except (SpecError, OSError) as e:
+    except SpecError as e:
         err.print(f"[bold red]convbench export-model:[/] {path}: {e}", highlight=False)
         return False
-    return True
+    return write_atomic(path, text, err, "convbench export-model")
 
 
 def export_model_main(argv: list[str]) -> int:
@@ -68,13 +64,7 @@ def export_model_main(argv: list[str]) -> int:
     g = model.graph
     data = graph_def(tf, g, None, g.weights())  # batch left unknown: --batch sets it
     out: Path = args.output
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        err.print(f"[bold red]convbench export-model:[/] cannot write {out}: {e}", highlight=False)
+    if not write_atomic(out, data, err, "convbench export-model"):
         return 2
     if args.extract is not None and not _extract(args.extract, out, model, err):
         return 2

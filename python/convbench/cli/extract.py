@@ -6,7 +6,6 @@ its nodes. The file runs as it is: `convbench --shapes FILE`."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import yaml
 
 from ..spec.errors import SpecError
 from ..spec.shapes import parse_shapes
-from .common import consoles
+from .common import consoles, write_atomic
 
 __all__ = ["extract_main", "shapes_text"]
 
@@ -92,13 +91,7 @@ def extract_main(argv: list[str]) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        err.print(f"[bold red]convbench extract:[/] cannot write {out}: {e}", highlight=False)
+    if not write_atomic(out, text, err, "convbench extract"):
         return 2
     n = sum(c["count"] for c in convs)
     err.print(

@@ -22,7 +22,7 @@ from .arrays import aligned_empty
 from .conv import ConvSpec, ConvWorkload
 from .errors import SpecError, quote
 
-__all__ = ["CutSpec", "Graph", "Node"]
+__all__ = ["CutSpec", "Graph", "Node", "check_cuts"]
 
 
 class CutSpec(BaseModel):
@@ -198,3 +198,25 @@ def _node_weights(n: Node, seed: int) -> dict[str, np.ndarray]:
     if n.kind == "bias_add":
         return {n.params[0]: r.normal(0.0, 0.1, n.shape[-1]).astype(np.float32)}
     return {}
+
+
+def check_cuts(g: Graph, model: str, blocks: list[CutSpec], partsearch: list[str]) -> None:
+    """ValueError naming the entry (blocks[1], partsearch[0]) when a block's name is taken or a
+    block or partsearch node does not cut `g`; results are kept by name."""
+    seen: dict[str, str] = {model: "the model's own name"}
+    for i, b in enumerate(blocks):
+        if b.name in seen:
+            raise ValueError(
+                f"blocks[{i}]: name {quote(b.name)} is also {seen[b.name]} (results are kept "
+                "by name: give each block its own)"
+            )
+        seen[b.name] = f"blocks[{i}]"
+        try:
+            g.cut(b.start, b.stop)  # raises SpecError naming the node
+        except SpecError as e:
+            raise ValueError(f"blocks[{i}] ('{b.name}'): fields 'from', 'to': {e}") from None
+    for i, name in enumerate(partsearch):
+        try:
+            g.cut(None, name)
+        except SpecError as e:
+            raise ValueError(f"partsearch[{i}]: {e}") from None

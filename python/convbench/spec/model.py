@@ -23,8 +23,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .conv import ConvSpec, ConvWorkload
-from .errors import SpecError, quote
-from .graph import CutSpec, Graph, Node
+from .errors import SpecError
+from .graph import CutSpec, Graph, Node, check_cuts
 from .limits import MAX_BLOCKS, MAX_DEPTH, MAX_MODEL_NODES, MAX_STAGES, MAX_UNITS, check_int32
 from .model_file import ModelFileSpec, resolve_file
 
@@ -100,25 +100,7 @@ class ModelSpec(BaseModel):
         problem = check_int32({"input": _prod(self.input)})
         if problem is not None:
             raise ValueError(f"field 'input': {problem}")
-        seen: dict[str, str] = {self.name: "the model's own name"}
-        for i, b in enumerate(self.blocks):
-            if b.name in seen:
-                raise ValueError(
-                    f"blocks[{i}]: name {quote(b.name)} is also {seen[b.name]} (results are kept "
-                    "by name: give each block its own)"
-                )
-            seen[b.name] = f"blocks[{i}]"
-        g = self.graph
-        for i, b in enumerate(self.blocks):
-            try:
-                g.cut(b.start, b.stop)  # raises SpecError naming the node
-            except SpecError as e:
-                raise ValueError(f"blocks[{i}] ('{b.name}'): fields 'from', 'to': {e}") from None
-        for i, name in enumerate(self.partsearch):
-            try:
-                g.cut(None, name)
-            except SpecError as e:
-                raise ValueError(f"partsearch[{i}]: {e}") from None
+        check_cuts(self.graph, self.name, self.blocks, self.partsearch)
         return self
 
     @property

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from .conv import ConvSpec
 from .errors import SpecError, quote
-from .graph import CutSpec, Graph, Node
+from .graph import CutSpec, Graph, Node, check_cuts
 from .limits import MAX_BLOCKS, MAX_MODEL_NODES
 
 __all__ = ["FORMATS", "ConvFields", "ModelFileSpec", "NodeSpec", "file_digest", "model_format"]
@@ -91,21 +91,7 @@ class ModelFileSpec(BaseModel):
             )
         if self.output_node not in seen:
             raise ValueError(f"field 'output_node': no node is named {quote(self.output_node)}")
-        g = self.graph
-        names: dict[str, str] = {self.name: "the model's own name"}
-        for i, b in enumerate(self.blocks):
-            if b.name in names:
-                raise ValueError(f"blocks[{i}]: name {quote(b.name)} is also {names[b.name]}")
-            names[b.name] = f"blocks[{i}]"
-            try:
-                g.cut(b.start, b.stop)
-            except SpecError as e:
-                raise ValueError(f"blocks[{i}] ('{b.name}'): fields 'from', 'to': {e}") from None
-        for i, name in enumerate(self.partsearch):
-            try:
-                g.cut(None, name)
-            except SpecError as e:
-                raise ValueError(f"partsearch[{i}]: {e}") from None
+        check_cuts(self.graph, self.name, self.blocks, self.partsearch)
         return self
 
     @property
