@@ -147,6 +147,7 @@ class KernelCache:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.target = target if target is not None else host_target()
         self.tuning = tuning
+        self._imported: dict[Path, tuple[str, Any]] = {}  # TFLite flatbuffer -> (sha, module)
 
     def _identity(
         self, name: str, workload: dict[str, Any], schedule: str, target: Any
@@ -209,8 +210,12 @@ class KernelCache:
         if mw.from_file:
             if tflite is None:
                 raise ValueError(f"{mw.name}: a model file's cut is built from its TFLite form")
-            desc = {**desc, "tflite_sha256": _sha256(tflite)}
-            module = relax.tflite_module(tflite)
+            # imported once per flatbuffer, for every build of the cut (fused, unfused, each
+            # thread count); the digest keys the cache entry
+            if tflite not in self._imported:
+                self._imported[tflite] = (_sha256(tflite), relax.tflite_module(tflite))
+            digest, module = self._imported[tflite]
+            desc = {**desc, "tflite_sha256": digest}
         if fuse and threads is not None and self.tuning is not None:
             t_target = host_target(threads)
             tuned = relax.tuned_records(mw.graph, mw.batch, self.tuning, t_target, module)

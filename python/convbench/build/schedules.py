@@ -30,6 +30,7 @@ __all__ = [
     "SCHEDULE_VERSION",
     "VEC",
     "has_block",
+    "is_depthwise",
     "pick_config",
     "schedule_conv",
     "generic_schedule",
@@ -261,7 +262,7 @@ def schedule_conv_in(sch, conv_name, pad_name=None, config=None):
     (N, OH, OW, Cout), (KH, KW, Cin, _) = _conv_shapes(sch, conv_name)
     conv = sch.get_sblock(conv_name)
     pad = sch.get_sblock(pad_name) if pad_name and has_block(sch, pad_name) else None
-    if Cin == 1 and _data_channels(sch, conv) > 1:
+    if is_depthwise(sch, conv_name):
         return _schedule_depthwise(sch, conv, pad, OW, Cout)
     cfg = dict(pick_config(sch, conv_name))
     if config:
@@ -298,10 +299,11 @@ def schedule_conv_in(sch, conv_name, pad_name=None, config=None):
     return wb
 
 
-def _data_channels(sch, conv):
-    """Channels of the tensor the conv reads its input from (more than the weight's input
-    channels for a grouped conv)."""
-    return int(sch.get(conv).reads[-2].source.shape[-1])
+def is_depthwise(sch, conv_name):
+    """One input channel per group: the weight has one input channel, the input more."""
+    blk = sch.get(sch.get_sblock(conv_name))
+    weight_in = int(blk.reads[-1].source.shape[2])
+    return weight_in == 1 and int(blk.reads[-2].source.shape[-1]) > 1
 
 
 def _depthwise_rows(OW):
@@ -471,8 +473,7 @@ def schedule_primfunc(sch: Any) -> str:
     # Fold the element-wise chain into its last block, then into the tile's write-back.
     for b in epilogue[:-1]:
         sch.compute_inline(b)
-    (_, _, _, _), (_, _, cin, _) = _conv_shapes(sch, names[ci])
-    depthwise = cin == 1 and _data_channels(sch, blocks[ci]) > 1
+    depthwise = is_depthwise(sch, names[ci])
     wb = schedule_conv_in(sch, names[ci], pads[0] if pads else None)
     if epilogue:
         last = epilogue[-1]

@@ -48,10 +48,11 @@ def tf_padding(w: ConvWorkload) -> Any:
     return [[0, 0], [pt, pb], [pl, pr], [0, 0]]
 
 
-def tf_conv_op(tf: Any, w: ConvWorkload) -> Callable[[Any, Any], Any]:
+def tf_conv_op(tf: Any, w: ConvWorkload, float64: bool = False) -> Callable[[Any, Any], Any]:
     """`conv(x, weight)` as TF computes this workload, on the weight in TF's layout (tf_weight):
     Conv2D (grouped when groups > 1), or for a depthwise conv DepthwiseConv2dNative, the op TF's
-    own models use."""
+    own models use. `float64`: for the float64 reference, whose dilated depthwise conv takes
+    another route (chosen here, not in every timed call)."""
     strides = [1, *w.spec.strides, 1]
     dilations = [1, *w.spec.dilation, 1]
     padding = tf_padding(w)
@@ -60,15 +61,19 @@ def tf_conv_op(tf: Any, w: ConvWorkload) -> Callable[[Any, Any], Any]:
         if not isinstance(padding, str):
             explicit, padding = [p for side in padding for p in side], "EXPLICIT"
 
-        dilated = dilations != [1, 1, 1, 1]
-        (pt, pb), (pl, pr) = w.spec.pads
+        if float64 and dilations != [1, 1, 1, 1]:
+            # TF's float64 depthwise kernel (Eigen; oneDNN is float32) has no dilation: the
+            # float64 reference takes the space-to-batch route tf.nn.depthwise_conv2d takes
+            (pt, pb), (pl, pr) = w.spec.pads
+            pads = [[0, 0], [pt, pb], [pl, pr], [0, 0]]
+
+            def space_to_batch(a: Any, b: Any) -> Any:
+                a = tf.pad(a, pads)
+                return tf.nn.depthwise_conv2d(a, b, strides, "VALID", dilations=dilations[1:3])
+
+            return space_to_batch
 
         def depthwise(a: Any, b: Any) -> Any:
-            if dilated and a.dtype == tf.float64:
-                # TF's float64 depthwise kernel (Eigen; oneDNN is float32) has no dilation: the
-                # float64 reference takes the space-to-batch route tf.nn.depthwise_conv2d takes
-                a = tf.pad(a, [[0, 0], [pt, pb], [pl, pr], [0, 0]])
-                return tf.nn.depthwise_conv2d(a, b, strides, "VALID", dilations=dilations[1:3])
             return tf.raw_ops.DepthwiseConv2dNative(
                 input=a,
                 filter=b,
@@ -137,7 +142,7 @@ def tf_conv_callables(
     cannot fold the conv away). copies > 1 (a cold-cache cell, eager only): each call takes the
     next of that many copies of data and weights, so none is in cache when its turn comes.
     """
-    conv = tf_conv_op(tf, w)
+    conv = tf_conv_op(tf, w, float64=data.dtype == np.float64)
     weight = tf_weight(w, weight)
 
     out: dict[str, Callable[[], Any]] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.errors import SpecError, quote
+from ..spec.errors import SpecError, did_you_mean, quote
 from ..spec.model_file import ModelFileSpec, file_digest, model_format
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "import_cut",
     "load_model",
     "load_spec_model",
+    "pruned_function",
     "to_tflite",
 ]
 
@@ -329,11 +330,7 @@ def _graph(tf: Any, gd: Any) -> Any:
 
 
 def _unknown_node(name: str, names: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"the model has no node named {quote(name)}{hint}"
+    return f"the model has no node named {quote(name)}{did_you_mean(name, names)}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -665,16 +662,23 @@ def float64_graph_def(tf: Any, gd: Any) -> Any:
     return out
 
 
-def to_tflite(gd: Any, inp: str, out: str) -> bytes:
-    """The cut as a TFLite flatbuffer, by TF's own converter with builtin ops only (TVM's frontend
-    takes no Flex op). The converter folds batch norms into convs and fuses activations."""
-    tf = _tf()
+def pruned_function(tf: Any, gd: Any, inp: str, out: str) -> tuple[Any, Any]:
+    """(concrete function computing `out` from `inp` of the GraphDef, the wrapped function that
+    owns it): tf.function's form of a graph."""
 
     def body() -> Any:
         tf.compat.v1.import_graph_def(gd, name="")
 
     wrapped = tf.compat.v1.wrap_function(body, [])
-    fn = wrapped.prune(feeds=f"{inp}:0", fetches=f"{out}:0")
+    return wrapped.prune(feeds=f"{inp}:0", fetches=f"{out}:0"), wrapped
+
+
+def to_tflite(gd: Any, inp: str, out: str) -> bytes:
+    """The cut as a TFLite flatbuffer, by TF's own converter with builtin ops only (TVM's frontend
+    takes no Flex op). The converter folds batch norms into convs and fuses activations."""
+    tf = _tf()
+
+    fn, wrapped = pruned_function(tf, gd, inp, out)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], wrapped)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:

@@ -14,6 +14,7 @@ import numpy as np
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph
 from .tf_conv import session_config, tf_padding
+from .tf_import import pruned_function
 
 __all__ = [
     "GraphParts",
@@ -118,7 +119,7 @@ def tf_model_callables(
                 out[path] = lambda f=traced, v=xt: f(v)
         elif path == "function":
             graph, ph, y = parts()
-            fn = _pruned_function(tf, graph, ph, y)
+            fn, _ = pruned_function(tf, graph.as_graph_def(), ph.op.name, y.op.name)
             xt = tf.constant(x)
             fn(xt)
             out[path] = lambda f=fn, v=xt: f(v)
@@ -137,17 +138,6 @@ def tf_model_callables(
         else:
             raise ValueError(f"unknown TF model path {path!r}")
     return out
-
-
-def _pruned_function(tf: Any, graph: Any, ph: Any, y: Any) -> Any:
-    """A concrete function (tf.function's form of a graph) computing y from ph."""
-    gd = graph.as_graph_def()
-
-    def body() -> Any:
-        tf.compat.v1.import_graph_def(gd, name="")
-
-    wrapped = tf.compat.v1.wrap_function(body, [])
-    return wrapped.prune(feeds=ph.name, fetches=y.name)
 
 
 def tf_step_stats(

@@ -7,7 +7,6 @@ for the stand-in bn, relu, add, bias_add, for a model file TF's op type.
 
 from __future__ import annotations
 
-import difflib
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .arrays import aligned_empty
 from .conv import ConvSpec, ConvWorkload
-from .errors import SpecError, quote
+from .errors import SpecError, did_you_mean, quote
 
 __all__ = ["CutSpec", "Graph", "Node", "check_cuts"]
 
@@ -96,8 +95,7 @@ class Graph:
 
     # --- cuts ---------------------------------------------------------------------------------
     def _unknown(self, name: str) -> SpecError:
-        close = difflib.get_close_matches(name, self.names, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self.names)
         return SpecError(
             f"model '{self.name}' has no node named {quote(name)}{hint} "
             f"(`convbench nodes --shapes <file>` lists them)"
