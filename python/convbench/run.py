@@ -28,6 +28,7 @@ from .build.tuning_db import TuningDatabase
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .host import state, state_warnings
 from .measure.pool import WORKER_ENV, WorkerError, Workers
+from .measure.process import make_record
 from .measure.tasks import (
     CheckTask,
     GraphDefTask,
@@ -87,11 +88,18 @@ class RunOptions:
     repetitions: int = 3  # each cell measured in this many fresh processes, interleaved
     caches: tuple[str, ...] = ("warm",)  # and/or "cold": conv cells on arrays not in cache
     fork: bool = True  # processes forked from a server that imported TF and TVM once
+    rpc: tuple[str, int, str] | None = None  # (tracker host, port, key): TVM cells go there
+    tf: bool = True  # TF's cells (always local)
 
 
 # The rungs a model file's cut has no form for: its ops come as a GraphDef, with no op-by-op
 # eager program to run.
 FILE_MODEL_MISSING = {("tf", "eager"): "a model file's graph has no op-by-op eager form"}
+
+
+# With --rpc, the TVM cells that run on the remote device: a single conv's evaluator (TVM's
+# time_evaluator there). The others need convbench's harness or the Relax VM plan on the remote.
+RPC_PATHS = {"conv": (("tvm", "evaluator"),)}
 
 
 class RunPlan:
@@ -119,6 +127,10 @@ class RunPlan:
         valid = PATHS if w.kind == "conv" else MODEL_PATHS
         if isinstance(w, ModelWorkload) and w.from_file:
             valid = tuple(p for p in valid if p not in FILE_MODEL_MISSING)
+        if self.options.rpc is not None:  # TVM: only what runs on the remote
+            valid = tuple(p for p in valid if p[0] != "tvm" or p in RPC_PATHS.get(w.kind, ()))
+        if not self.options.tf:
+            valid = tuple(p for p in valid if p[0] != "tf")
         return tuple(p for p in self.options.paths if p in valid)
 
     def cells(self) -> Iterator[Cell]:
@@ -219,6 +231,8 @@ class Runner:
         self.workers = Workers(options.cell_timeout_s, fork=options.fork)
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
+        self.remote: Any = None  # measure.rpc.RemoteDevices with --rpc
+        self.remote_kernels: dict[tuple[str, int], BuiltKernel] = {}
 
     @property
     def workloads(self) -> list[Workload]:
@@ -589,6 +603,100 @@ class Runner:
         self.save()
         return record
 
+    # --- remote devices ------------------------------------------------------------------------
+    def measure_remote(self, schedule: list[tuple[int, Cell]]) -> None:
+        """The TVM cells on the tracker's devices, in parallel, one cell per device at a time;
+        each record says which device measured it. A failed device costs its cell a retry."""
+        from .measure.rpc import RemoteCell, RemoteDevices, RpcError, remote_target
+
+        host, port, key = self.options.rpc  # type: ignore[misc]
+        where = {"backend": "tvm", "rpc": f"{host}:{port}/{key}"}
+        cells = [(r, c) for r, c in schedule if c.backend == "tvm"]
+        tf_where = "not run (--no-tf)" if not self.options.tf else "run here, locally"
+        self._warn(
+            f"--rpc {host}:{port} key {key}: TVM's cells run on the remote devices (tvm/evaluator "
+            "of single convs; tvm/native, cython and python and the model cuts' TVM cells need "
+            f"convbench's harness on the remote and are not run); TF's cells are {tf_where}"
+        )
+        if not cells:
+            return
+        try:
+            self.remote = RemoteDevices(host, port, key)
+            devices = self.remote.wait_for(1, timeout_s=30.0)
+            if devices < 1:
+                raise RpcError(f"the tracker at {host}:{port} has no server under key {key!r}")
+            sess = self.remote.session()
+            info = RemoteDevices.describe(sess)
+            del sess
+        except RpcError as e:
+            self._error("rpc", where, str(e))
+            return
+        target = remote_target(info["cpu"], info["triple"], info["threads"])
+        self.doc.header["remote"] = {
+            "tracker": f"{host}:{port}",
+            "key": key,
+            "servers": devices,
+            "cpu": info["cpu"],
+            "triple": info["triple"],
+            "threads": info["threads"],
+            "target": str(target),
+            "tf": "local" if self.options.tf else "not run",
+        }
+        cache = KernelCache(self.options.cache_dir, target=target)
+        jobs = []
+        for i, (_, cell) in enumerate(cells):
+            w = cell.workload
+            assert isinstance(w, ConvWorkload)
+            k = self.remote_kernels.get((w.key, cell.threads))
+            if k is None:
+                k = self._build_one(w, cell.threads, lambda w=w: cache.conv(w))
+                if k is None:
+                    continue
+                self.remote_kernels[(w.key, cell.threads)] = k
+            jobs.append(
+                RemoteCell(i, w, cell.threads, k.path, self.options.config, self.options.seed)
+            )
+        self.save()
+        for job, result, error in self.remote.run(jobs, workers=devices):
+            rep, cell = cells[job.index]
+            self._remote_record(rep, cell, result, error, info["threads"])
+
+    def _remote_record(
+        self, rep: int, cell: Cell, result: dict | None, error: str | None, remote_threads: int
+    ) -> None:
+        w = cell.workload
+        where = {
+            "workload": w.name,
+            "batch": w.batch,
+            "threads": cell.threads,
+            "backend": cell.backend,
+            "path": cell.path,
+            "repetition": rep + 1,
+        }
+        if result is None:
+            self._error("measure", where, f"remote: {error}")
+            return
+        k = self.remote_kernels[(w.key, cell.threads)]
+        task = measure_task(
+            w,
+            cell.threads,
+            cell.backend,
+            cell.path,
+            self.options.config,
+            self.options.seed,
+            k,
+            list(range(remote_threads)),
+        )
+        record = make_record(
+            task, result["timing"], device=result["device"], other_threads_cpus=[]
+        ).with_peak(None)
+        key = (w.key, cell.threads, cell.backend, cell.path, cell.cache)
+        self.processes.setdefault(key, []).append(record)
+        self.timed_s += sum(record.wall_samples_s)
+        self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
+        self.reporter.record(record)
+        self.save()
+
     # --- per-layer tables and the analysis ----------------------------------------------------
     def layers(self, w: ModelWorkload, threads: int) -> None:
         """Per-layer times of both frameworks for one model cut and thread count."""
@@ -677,6 +785,9 @@ class Runner:
                 self.measure_overhead(empty)
             for w in self.plan.workloads:
                 self.check(w)
+            if self.options.rpc is not None:
+                self.measure_remote(schedule)
+                schedule = [(r, c) for r, c in schedule if c.backend != "tvm"]
             current = 0
             for repetition, cell in schedule:
                 if repetition != current:  # a new server: a fresh address layout per pass

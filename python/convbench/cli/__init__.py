@@ -11,6 +11,7 @@ from .nodes import nodes_main
 from .partsearch import partsearch_main
 from .plot import plot_main
 from .report import report_main
+from .rpc import rpc_main
 from .run import run_main
 from .tune import tune_main
 
@@ -25,6 +26,7 @@ SUBCOMMANDS = {
     "nodes": nodes_main,
     "extract": extract_main,
     "export-model": export_model_main,
+    "rpc": rpc_main,
 }
 
 

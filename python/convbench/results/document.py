@@ -25,6 +25,7 @@ HEADER_KEYS = (
     "libraries",
     "tvm_target",
     "config",
+    "remote",  # --rpc: the tracker, key and the remote machine the TVM cells ran on
 )
 
 

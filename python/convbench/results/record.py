@@ -84,6 +84,7 @@ class Record:
     cold_copies: int | None = None  # how many copies of the arrays a cold cell rotates through
     repetitions: int | None = None  # processes that measured this cell (samples pooled)
     process_samples_s: list[list[float]] | None = None  # each process's samples, in run order
+    device: str | None = None  # where it ran: `<key>:<server>` of an RPC device (None: here)
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
 
     # --- derived -----------------------------------------------------------------------------
@@ -222,4 +223,5 @@ def pool_processes(records: Sequence[Record]) -> Record:
         verbose_median_s=med([r.verbose_median_s for r in records]),
         repetitions=len(records),
         process_samples_s=groups,
+        device=", ".join(sorted({r.device for r in records if r.device})) or None,
     )

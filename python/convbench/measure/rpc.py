@@ -1,0 +1,248 @@
+"""TVM cells on remote devices, through TVM's own RPC stack: a tracker hands out the servers
+registered under a key (`python -m tvm.exec.rpc_server --tracker HOST:PORT --key KEY`, or
+`convbench rpc server`), a kernel built for the remote's target is uploaded, loaded and timed
+there by TVM's time_evaluator, its thread pool sized and pinned on the remote.
+
+Several servers under one key measure in parallel, one cell per server at a time (each worker
+thread holds one session, that is one server, for as long as it lives). A server that dies costs
+the cell it was measuring: the cell is retried on another server, or reported failed.
+
+RPC runs whatever the client uploads on the server: start servers only on machines and networks
+you trust. convbench's helpers bind to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import gc
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..native.harness import RunConfig, Timing
+from ..spec.arrays import conv_inputs
+from ..spec.conv import ConvWorkload
+
+__all__ = ["RemoteCell", "RemoteDevices", "RpcError", "parse_address", "remote_target"]
+
+
+class RpcError(RuntimeError):
+    """The tracker or a device cannot be reached or failed: the message says which."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT -> (host, port); ValueError with the reason."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    try:
+        p = int(port)
+    except ValueError:
+        raise ValueError(f"the port of {text!r} is not a number") from None
+    if not 0 < p < 65536:
+        raise ValueError(f"the port of {text!r} is outside 1..65535")
+    return host, p
+
+
+def remote_target(cpu: str, triple: str, cores: int) -> Any:
+    """The LLVM target of a remote CPU (as its server's LLVM names it)."""
+    import tvm
+
+    return tvm.target.Target(
+        {"kind": "llvm", "mcpu": cpu, "mtriple": triple, "num-cores": max(1, cores)}
+    )
+
+
+@dataclass(frozen=True)
+class RemoteCell:
+    """One TVM cell to time on a device: its index in the caller's list, the kernel library
+    built for the remote, and the timing options."""
+
+    index: int
+    workload: ConvWorkload
+    threads: int
+    library: Path
+    config: RunConfig
+    seed: int = 0
+
+
+class RemoteDevices:
+    """The servers under `key` at the tracker `host:port`."""
+
+    def __init__(self, host: str, port: int, key: str, timeout_s: float = 60.0) -> None:
+        self.host, self.port, self.key = host, port, key
+        self.timeout_s = timeout_s
+        self.tracker = self._connect()
+
+    def _connect(self) -> Any:
+        from tvm import rpc
+
+        try:
+            return rpc.connect_tracker(self.host, self.port)
+        except Exception as e:  # noqa: BLE001 - socket errors, TVMError
+            raise RpcError(
+                f"cannot reach the RPC tracker at {self.host}:{self.port}: {_first(e)}"
+            ) from None
+
+    def servers(self) -> int:
+        """How many servers the tracker has under the key right now."""
+        try:
+            info = self.tracker.summary()
+        except Exception as e:  # noqa: BLE001
+            raise RpcError(f"the RPC tracker at {self.host}:{self.port}: {_first(e)}") from None
+        return sum(1 for s in info.get("server_info", []) if _server_key(s) == self.key)
+
+    def wait_for(self, count: int = 1, timeout_s: float = 30.0) -> int:
+        """Waits until at least `count` servers are registered; returns how many are."""
+        t_end = time.monotonic() + timeout_s
+        n = self.servers()
+        while n < count and time.monotonic() < t_end:
+            time.sleep(0.2)
+            n = self.servers()
+        return n
+
+    def session(self) -> Any:
+        """A session on one free server under the key (waits for one, up to timeout_s)."""
+        try:
+            return self.tracker.request(
+                self.key, priority=1, session_timeout=0, max_retry=3
+            )
+        except Exception as e:  # noqa: BLE001
+            raise RpcError(f"no device under key {self.key!r}: {_first(e)}") from None
+
+    @staticmethod
+    def describe(sess: Any) -> dict[str, Any]:
+        """The remote machine as its server sees it: CPU and triple as LLVM names them, TVM's
+        default pool size, and the server's work directory (which names the device)."""
+        cpu = sess.get_function("target.llvm_get_system_cpu")()
+        triple = sess.get_function("target.llvm_get_system_triple")()
+        threads = int(sess.get_function("runtime.NumThreads")())
+        workpath = str(sess.get_function("tvm.rpc.server.workpath")(""))
+        return {"cpu": str(cpu), "triple": str(triple), "threads": threads, "device": workpath}
+
+    def run(
+        self,
+        cells: list[RemoteCell],
+        workers: int,
+        retries: int = 1,
+    ) -> Iterator[tuple[RemoteCell, dict[str, Any] | None, str | None]]:
+        """Measures every cell on the devices, `workers` at a time, and yields (cell, result,
+        error) as each finishes (in the caller's thread: it may save as it goes). A device
+        that fails puts its cell back for another device, `retries` times."""
+        todo: queue.Queue[tuple[RemoteCell, int]] = queue.Queue()
+        for c in cells:
+            todo.put((c, 0))
+        done: queue.Queue[tuple[RemoteCell, dict[str, Any] | None, str | None]] = queue.Queue()
+        left = [len(cells)]
+        lock = threading.Lock()
+
+        def finish(cell: RemoteCell, result: dict[str, Any] | None, error: str | None) -> None:
+            with lock:
+                left[0] -= 1
+            done.put((cell, result, error))
+
+        def worker() -> None:
+            sess, device = None, None
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                try:
+                    cell, attempt = todo.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                try:
+                    if sess is None:
+                        sess = self.session()
+                        device = self.describe(sess)
+                    assert device is not None
+                    result = time_remote(sess, cell)
+                    result["device"] = f"{self.key}:{device['device']}"
+                    result["remote"] = device
+                    finish(cell, result, None)
+                except Exception as e:  # noqa: BLE001 - a dead server, a refused session
+                    why = f"{type(e).__name__}: {_first(e)}"
+                    # this device is done for us: drop every reference to its session so that
+                    # the server is free again (the traceback holds one until collected), and
+                    # let the next cell ask the tracker for a device
+                    sess = None
+                    del e
+                    gc.collect()
+                    if attempt < retries:
+                        todo.put((cell, attempt + 1))
+                    else:
+                        where = device["device"] if device else "a device"
+                        finish(cell, None, f"on {where}: {why}")
+                    time.sleep(0.5)
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, workers))]
+        for t in threads:
+            t.start()
+        for _ in range(len(cells)):
+            try:
+                yield done.get(timeout=self.timeout_s * 10)
+            except queue.Empty:  # devices gone or stuck: what is left is reported failed
+                with lock:
+                    left[0] = 0
+                stuck = []
+                while not todo.empty():
+                    stuck.append(todo.get()[0])
+                for cell in stuck:
+                    yield cell, None, "no device answered (the tracker has no free server)"
+                return
+        for t in threads:
+            t.join(timeout=5)
+
+
+def time_remote(sess: Any, cell: RemoteCell) -> dict[str, Any]:
+    """Uploads the cell's kernel, sizes and pins the remote's TVM pool (worker i on CPU i),
+    warms up by count and time as locally, and times it with TVM's time_evaluator there."""
+    import tvm
+
+    w, config = cell.workload, cell.config
+    lib = cell.library
+    remote_name = f"{lib.parent.name}-{lib.name}"
+    sess.upload(str(lib), remote_name)
+    mod = sess.load_module(remote_name)
+    dev = sess.cpu(0)
+    # TVM's kBig affinity mode (1): `threads` workers, each bound to a core of the remote
+    # (a CPU list, mode -2, is an Array: RPC does not carry it)
+    sess.get_function("runtime.config_threadpool")(1, cell.threads)
+    data, weight = conv_inputs(w, seed=cell.seed)
+    arrays = [data, weight, np.zeros(w.output_shape, np.float32)]
+    tensors = [tvm.runtime.tensor(a, device=dev) for a in arrays]
+    f = mod["main"]
+    t0, calls = time.perf_counter(), 0
+    while calls < config.warmup_iters or time.perf_counter() - t0 < config.warmup_s:
+        f(*tensors)
+        calls += 1
+    evaluator = mod.time_evaluator(
+        "main",
+        dev,
+        number=1,
+        repeat=config.samples,
+        min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
+        repeats_to_cooldown=0,
+    )
+    results = [float(r) for r in evaluator(*tensors).results]
+    out = tensors[2].numpy()
+    timing = Timing(0, results, [], [], -1, -1, calls)
+    return {"timing": timing, "output": out}
+
+
+def _server_key(info: dict[str, Any]) -> str:
+    key = str(info.get("key", ""))
+    return key.split(":", 1)[1] if key.startswith("server:") else key
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+Progress = Callable[[str], None]
