@@ -109,9 +109,7 @@ class RemoteDevices:
     def session(self) -> Any:
         """A session on one free server under the key (waits for one, up to timeout_s)."""
         try:
-            return self.tracker.request(
-                self.key, priority=1, session_timeout=0, max_retry=3
-            )
+            return self.tracker.request(self.key, priority=1, session_timeout=0, max_retry=3)
         except Exception as e:  # noqa: BLE001
             raise RpcError(f"no device under key {self.key!r}: {_first(e)}") from None
 
@@ -148,29 +146,37 @@ class RemoteDevices:
 
         def worker() -> None:
             sess, device = None, None
+            loaded: dict[str, Any] = {}
             while True:
                 with lock:
                     if left[0] <= 0:
                         return
+                if sess is None:
+                    # a device first, then a cell: a worker waiting for a device holds no cell,
+                    # so the devices that answer measure them all
+                    try:
+                        sess, loaded = self.session(), {}
+                        device = self.describe(sess)
+                    except Exception:  # noqa: BLE001 - the tracker or the server refused
+                        sess = None
+                        time.sleep(0.5)
+                        continue
                 try:
                     cell, attempt = todo.get(timeout=0.2)
                 except queue.Empty:
                     continue
                 try:
-                    if sess is None:
-                        sess = self.session()
-                        device = self.describe(sess)
                     assert device is not None
-                    result = time_remote(sess, cell)
+                    result = time_remote(sess, cell, loaded)
                     result["device"] = f"{self.key}:{device['device']}"
                     result["remote"] = device
                     finish(cell, result, None)
-                except Exception as e:  # noqa: BLE001 - a dead server, a refused session
+                except Exception as e:  # noqa: BLE001 - a dead server
                     why = f"{type(e).__name__}: {_first(e)}"
                     # this device is done for us: drop every reference to its session so that
                     # the server is free again (the traceback holds one until collected), and
-                    # let the next cell ask the tracker for a device
-                    sess = None
+                    # ask the tracker for another device
+                    sess, loaded = None, {}
                     del e
                     gc.collect()
                     if attempt < retries:
@@ -178,7 +184,6 @@ class RemoteDevices:
                     else:
                         where = device["device"] if device else "a device"
                         finish(cell, None, f"on {where}: {why}")
-                    time.sleep(0.5)
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, workers))]
         for t in threads:
@@ -199,16 +204,20 @@ class RemoteDevices:
             t.join(timeout=5)
 
 
-def time_remote(sess: Any, cell: RemoteCell) -> dict[str, Any]:
-    """Uploads the cell's kernel, sizes and pins the remote's TVM pool (worker i on CPU i),
-    warms up by count and time as locally, and times it with TVM's time_evaluator there."""
+def time_remote(sess: Any, cell: RemoteCell, loaded: dict[str, Any] | None = None) -> dict:
+    """Uploads the cell's kernel (once per session: `loaded` keeps what this session loaded;
+    uploading over a library the server has loaded crashes it), sizes and pins the remote's TVM
+    pool, warms up by count and time as locally, and times it with TVM's time_evaluator there."""
     import tvm
 
     w, config = cell.workload, cell.config
     lib = cell.library
     remote_name = f"{lib.parent.name}-{lib.name}"
-    sess.upload(str(lib), remote_name)
-    mod = sess.load_module(remote_name)
+    loaded = {} if loaded is None else loaded
+    if remote_name not in loaded:
+        sess.upload(str(lib), remote_name)
+        loaded[remote_name] = sess.load_module(remote_name)
+    mod = loaded[remote_name]
     dev = sess.cpu(0)
     # TVM's kBig affinity mode (1): `threads` workers, each bound to a core of the remote
     # (a CPU list, mode -2, is an Array: RPC does not carry it)
