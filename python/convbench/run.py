@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .build.cache import BuiltKernel, KernelCache, source_digest
-from .build.target import host_cpu_name
+from .build.target import host_cpu_name, llvm_target
 from .build.tuning_db import TuningDatabase
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .host import state, state_warnings
 from .measure.pool import WORKER_ENV, WorkerError, Workers
-from .measure.process import make_record
 from .measure.tasks import (
     CheckTask,
     GraphDefTask,
@@ -97,11 +96,6 @@ class RunOptions:
 FILE_MODEL_MISSING = {("tf", "eager"): "a model file's graph has no op-by-op eager form"}
 
 
-# With --rpc, the TVM cells that run on the remote device: a single conv's evaluator (TVM's
-# time_evaluator there). The others need convbench's harness or the Relax VM plan on the remote.
-RPC_PATHS = {"conv": (("tvm", "evaluator"),)}
-
-
 class RunPlan:
     """The workloads of a run and its cells: workloads x thread counts x paths, in order."""
 
@@ -127,8 +121,6 @@ class RunPlan:
         valid = PATHS if w.kind == "conv" else MODEL_PATHS
         if isinstance(w, ModelWorkload) and w.from_file:
             valid = tuple(p for p in valid if p not in FILE_MODEL_MISSING)
-        if self.options.rpc is not None:  # TVM: only what runs on the remote
-            valid = tuple(p for p in valid if p[0] != "tvm" or p in RPC_PATHS.get(w.kind, ()))
         if not self.options.tf:
             valid = tuple(p for p in valid if p[0] != "tf")
         return tuple(p for p in self.options.paths if p in valid)
@@ -232,7 +224,7 @@ class Runner:
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
         self.remote: Any = None  # measure.rpc.RemoteDevices with --rpc
-        self.remote_kernels: dict[tuple[str, int], BuiltKernel] = {}
+        self.remote_kernels: dict[tuple[str, int | None, bool], BuiltKernel | None] = {}
 
     @property
     def workloads(self) -> list[Workload]:
@@ -607,17 +599,11 @@ class Runner:
     def measure_remote(self, schedule: list[tuple[int, Cell]]) -> None:
         """The TVM cells on the tracker's devices, in parallel, one cell per device at a time;
         each record says which device measured it. A failed device costs its cell a retry."""
-        from .measure.rpc import RemoteCell, RemoteDevices, RpcError, remote_target
+        from .measure.rpc import RemoteCell, RemoteDevices, RpcError
 
         host, port, key = self.options.rpc  # type: ignore[misc]
         where = {"backend": "tvm", "rpc": f"{host}:{port}/{key}"}
         cells = [(r, c) for r, c in schedule if c.backend == "tvm"]
-        tf_where = "not run (--no-tf)" if not self.options.tf else "run here, locally"
-        self._warn(
-            f"--rpc {host}:{port} key {key}: TVM's cells run on the remote devices (tvm/evaluator "
-            "of single convs; tvm/native, cython and python and the model cuts' TVM cells need "
-            f"convbench's harness on the remote and are not run); TF's cells are {tf_where}"
-        )
         if not cells:
             return
         try:
@@ -627,42 +613,115 @@ class Runner:
                 raise RpcError(f"the tracker at {host}:{port} has no server under key {key!r}")
             sess = self.remote.session()
             info = RemoteDevices.describe(sess)
+            peaks = self._remote_peaks(sess, info)
             del sess
         except RpcError as e:
             self._error("rpc", where, str(e))
             return
-        target = remote_target(info["cpu"], info["triple"], info["threads"])
+        target = llvm_target(info["llvm_cpu"], info["triple"], len(info["cpus"]))
         self.doc.header["remote"] = {
             "tracker": f"{host}:{port}",
             "key": key,
             "servers": devices,
-            "cpu": info["cpu"],
-            "triple": info["triple"],
-            "threads": info["threads"],
+            **{k: v for k, v in info.items() if k not in ("device", "server")},
             "target": str(target),
-            "tf": "local" if self.options.tf else "not run",
+            "peak": peaks,
+            "tf": "here (locally)" if self.options.tf else "not run (--no-tf)",
         }
-        cache = KernelCache(self.options.cache_dir, target=target)
+        if not info.get("convbench"):
+            kept = [(r, c) for r, c in cells if c.workload.kind == "conv" and c.path == "evaluator"]
+            if len(kept) < len(cells):
+                self._warn(
+                    "the remote devices are plain TVM servers: only tvm/evaluator of single "
+                    "convs runs there; the other TVM cells need convbench on the remote "
+                    "(`convbench rpc server`) and are not run"
+                )
+            cells = kept
+        self._warn(
+            f"--rpc {host}:{port} key {key}: TVM's cells ran on the remote devices "
+            f"({info['cpu_model'] or info['llvm_cpu']}); TF's cells are "
+            + ("run here, locally" if self.options.tf else "not run (--no-tf)")
+        )
+        cache = KernelCache(
+            self.options.cache_dir, target=target, tuning=TuningDatabase(self.options.tuning_dirs)
+        )
         jobs = []
         for i, (_, cell) in enumerate(cells):
-            w = cell.workload
-            assert isinstance(w, ConvWorkload)
-            k = self.remote_kernels.get((w.key, cell.threads))
+            k = self._remote_kernel(cache, cell)
             if k is None:
-                k = self._build_one(w, cell.threads, lambda w=w: cache.conv(w))
-                if k is None:
-                    continue
-                self.remote_kernels[(w.key, cell.threads)] = k
-            jobs.append(
-                RemoteCell(i, w, cell.threads, k.path, self.options.config, self.options.seed)
+                continue
+            task = measure_task(
+                cell.workload,
+                cell.threads,
+                cell.backend,
+                cell.path,
+                self.options.config,
+                self.options.seed,
+                k,
+                info["cpus"],
+                cache=cell.cache,
             )
+            jobs.append(RemoteCell(i, task, k.path, self.options.cell_timeout_s))
         self.save()
-        for job, result, error in self.remote.run(jobs, workers=devices):
+        stall_s = self.options.cell_timeout_s + 60
+        for job, result, error in self.remote.run(jobs, workers=devices, stall_s=stall_s):
             rep, cell = cells[job.index]
-            self._remote_record(rep, cell, result, error, info["threads"])
+            self._remote_record(rep, cell, result, error, peaks)
+
+    def _remote_peaks(self, sess: Any, info: dict[str, Any]) -> dict[str, float]:
+        """The remote's fp32 roof per thread count (convbench's server only), for %peak."""
+        from .measure.rpc import CellError
+
+        out: dict[str, float] = {}
+        if not info.get("convbench"):
+            return out
+        for t in self.options.threads:
+            cpus = plan_cpus(t, info["cpus"]).cpus
+            try:
+                answer = json.loads(
+                    str(
+                        sess.get_function("convbench.measure")(
+                            json.dumps(PeakTask(cpus=list(cpus)).to_json()), 60.0
+                        )
+                    )
+                )
+                if not answer["ok"]:
+                    raise CellError(answer["error"])
+                out[str(t)] = float(answer["result"]["gflops"])
+            except Exception as e:  # noqa: BLE001 - no %peak for the remote, said why
+                self._error("peak", {"threads": t, "remote": True}, f"{type(e).__name__}: {e}")
+        return out
+
+    def _remote_kernel(self, cache: KernelCache, cell: Cell) -> BuiltKernel | None:
+        """The cell's kernel built for the remote's target (the tuning database looked up under
+        that target), once per workload, thread count and fusion."""
+        w, t = cell.workload, cell.threads
+        fuse = cell.path != "native-unfused"
+        key = (w.key, t if fuse else None, fuse)
+        if key in self.remote_kernels:
+            return self.remote_kernels[key]
+        where = {"workload": w.name, "batch": w.batch, "threads": t, "remote": True}
+        try:
+            if isinstance(w, ModelWorkload):
+                gd = self.graph_defs.get(w.key)
+                tflite = gd.with_suffix(".tflite") if (w.from_file and gd is not None) else None
+                k = cache.model(w, fuse, threads=t if fuse else None, tflite=tflite)
+            else:
+                assert isinstance(w, ConvWorkload)
+                k = cache.conv(w, t)
+        except Exception as e:
+            self._error("build", where, f"{type(e).__name__}: {e}")
+            k = None
+        self.remote_kernels[key] = k
+        return k
 
     def _remote_record(
-        self, rep: int, cell: Cell, result: dict | None, error: str | None, remote_threads: int
+        self,
+        rep: int,
+        cell: Cell,
+        result: dict | None,
+        error: str | None,
+        peaks: dict[str, float],
     ) -> None:
         w = cell.workload
         where = {
@@ -676,23 +735,10 @@ class Runner:
         if result is None:
             self._error("measure", where, f"remote: {error}")
             return
-        k = self.remote_kernels[(w.key, cell.threads)]
-        task = measure_task(
-            w,
-            cell.threads,
-            cell.backend,
-            cell.path,
-            self.options.config,
-            self.options.seed,
-            k,
-            list(range(remote_threads)),
-        )
-        record = make_record(
-            task, result["timing"], device=result["device"], other_threads_cpus=[]
-        ).with_peak(None)
+        record = Record.from_json(result).with_peak(peaks.get(str(cell.threads)))
         key = (w.key, cell.threads, cell.backend, cell.path, cell.cache)
         self.processes.setdefault(key, []).append(record)
-        self.timed_s += sum(record.wall_samples_s)
+        self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
         self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
         self.reporter.record(record)
         self.save()

@@ -36,7 +36,7 @@ from ..spec.conv import ConvWorkload
 from ..spec.model import ModelWorkload
 from . import compute, relax, schedules
 from .relax import build_relax
-from .target import host_target
+from .target import host_target, with_cores
 
 __all__ = [
     "BuiltKernel",
@@ -173,7 +173,7 @@ class KernelCache:
         default."""
         desc = {**w.problem(), "dtype": "float32"}
         if threads is not None and self.tuning is not None:
-            target = host_target(threads)
+            target = with_cores(self.target, threads)
             tuned = self.tuning.lookup(w, target, compute.conv_module(w), honour_summary)
             if tuned is not None:
                 return self._get(
@@ -217,7 +217,7 @@ class KernelCache:
             digest, module = self._imported[tflite]
             desc = {**desc, "tflite_sha256": digest}
         if fuse and threads is not None and self.tuning is not None:
-            t_target = host_target(threads)
+            t_target = with_cores(self.target, threads)
             tuned = relax.tuned_records(mw.graph, mw.batch, self.tuning, t_target, module)
             if tuned:
                 target, tuning = t_target, self.tuning

@@ -8,7 +8,15 @@ from typing import Any
 
 from ..cpus import allowed_cpus, cpu_model
 
-__all__ = ["TRIPLE", "TargetError", "host_cpu_name", "host_target"]
+__all__ = [
+    "TRIPLE",
+    "TargetError",
+    "host_cpu_name",
+    "host_target",
+    "host_triple",
+    "llvm_target",
+    "with_cores",
+]
 
 # The wheel's default triple is a conda one; the kernels are plain Linux shared objects.
 TRIPLE = "x86_64-linux-gnu"
@@ -36,11 +44,35 @@ def host_cpu_name() -> str:
     return name
 
 
-def host_target(num_cores: int | None = None) -> Any:
-    """The TVM target for this host. `num-cores` is what MetaSchedule assumes when tuning."""
+def host_triple() -> str:
+    """The triple kernels for this host are built for: a plain Linux one on x86-64, else what
+    TVM's LLVM says."""
+    import platform
+
+    if platform.machine() in ("x86_64", "AMD64"):
+        return TRIPLE
+    import tvm  # noqa: F401
+    import tvm_ffi
+
+    return str(tvm_ffi.get_global_func("target.llvm_get_system_triple")())
+
+
+def llvm_target(mcpu: str, triple: str, num_cores: int) -> Any:
+    """An LLVM target; `num-cores` is what MetaSchedule assumes when tuning (and part of the
+    key a tuned schedule is stored under)."""
     import tvm
 
-    cores = num_cores if num_cores is not None else len(allowed_cpus())
     return tvm.target.Target(
-        {"kind": "llvm", "mcpu": host_cpu_name(), "mtriple": TRIPLE, "num-cores": int(cores)}
+        {"kind": "llvm", "mcpu": mcpu, "mtriple": triple, "num-cores": max(1, int(num_cores))}
     )
+
+
+def with_cores(target: Any, num_cores: int) -> Any:
+    """`target` (an llvm_target) for another thread count."""
+    return llvm_target(str(target.attrs["mcpu"]), str(target.attrs["mtriple"]), num_cores)
+
+
+def host_target(num_cores: int | None = None) -> Any:
+    """The TVM target for this host."""
+    cores = num_cores if num_cores is not None else len(allowed_cpus())
+    return llvm_target(host_cpu_name(), TRIPLE, cores)

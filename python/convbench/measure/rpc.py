@@ -1,7 +1,8 @@
 """TVM cells on remote devices, through TVM's own RPC stack: a tracker hands out the servers
-registered under a key (`python -m tvm.exec.rpc_server --tracker HOST:PORT --key KEY`, or
-`convbench rpc server`), a kernel built for the remote's target is uploaded, loaded and timed
-there by TVM's time_evaluator, its thread pool sized and pinned on the remote.
+registered under a key, a kernel built for the remote's target is uploaded and timed there.
+On a `convbench rpc server` (measure/rpc_server.py) a cell runs as it runs locally, in a fresh
+worker pinned to the server's CPUs, on any TVM rung; on a plain TVM server (`python -m
+tvm.exec.rpc_server --tracker HOST:PORT --key KEY`) only TVM's time_evaluator of a single conv.
 
 Several servers under one key measure in parallel, one cell per server at a time (each worker
 thread holds one session, that is one server, for as long as it lives). A server that dies costs
@@ -14,21 +15,32 @@ you trust. convbench's helpers bind to 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import gc
+import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..native.harness import RunConfig, Timing
+from ..build.target import TRIPLE
+from ..cpus import plan_cpus
+from ..native.harness import Timing
 from ..spec.arrays import conv_inputs
 from ..spec.conv import ConvWorkload
+from .process import make_record
+from .tasks import MeasureTask
 
-__all__ = ["RemoteCell", "RemoteDevices", "RpcError", "parse_address", "remote_target"]
+__all__ = [
+    "CellError",
+    "RemoteCell",
+    "RemoteDevices",
+    "RpcError",
+    "parse_address",
+]
 
 
 class RpcError(RuntimeError):
@@ -49,26 +61,15 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, p
 
 
-def remote_target(cpu: str, triple: str, cores: int) -> Any:
-    """The LLVM target of a remote CPU (as its server's LLVM names it)."""
-    import tvm
-
-    return tvm.target.Target(
-        {"kind": "llvm", "mcpu": cpu, "mtriple": triple, "num-cores": max(1, cores)}
-    )
-
-
 @dataclass(frozen=True)
 class RemoteCell:
-    """One TVM cell to time on a device: its index in the caller's list, the kernel library
-    built for the remote, and the timing options."""
+    """One TVM cell to time on a device: its index in the caller's list, its task (its CPUs are
+    planned again on each device's own) and the kernel library built for the remote."""
 
     index: int
-    workload: ConvWorkload
-    threads: int
+    task: MeasureTask
     library: Path
-    config: RunConfig
-    seed: int = 0
+    timeout_s: float = 600.0
 
 
 class RemoteDevices:
@@ -78,6 +79,9 @@ class RemoteDevices:
         self.host, self.port, self.key = host, port, key
         self.timeout_s = timeout_s
         self.tracker = self._connect()
+        # a tracker connection is one socket with a request-answer protocol: two threads asking
+        # at once tore it ("connection reset"); each thread asks on a connection of its own
+        self._local = threading.local()
 
     def _connect(self) -> Any:
         from tvm import rpc
@@ -108,30 +112,50 @@ class RemoteDevices:
 
     def session(self) -> Any:
         """A session on one free server under the key (waits for one, up to timeout_s)."""
+        tracker = getattr(self._local, "tracker", None)
+        if tracker is None:
+            tracker = self._local.tracker = self._connect()
         try:
-            return self.tracker.request(self.key, priority=1, session_timeout=0, max_retry=3)
+            return tracker.request(self.key, priority=1, session_timeout=0, max_retry=3)
         except Exception as e:  # noqa: BLE001
+            self._local.tracker = None  # a fresh connection next time
             raise RpcError(f"no device under key {self.key!r}: {_first(e)}") from None
 
     @staticmethod
     def describe(sess: Any) -> dict[str, Any]:
-        """The remote machine as its server sees it: CPU and triple as LLVM names them, TVM's
-        default pool size, and the server's work directory (which names the device)."""
-        cpu = sess.get_function("target.llvm_get_system_cpu")()
-        triple = sess.get_function("target.llvm_get_system_triple")()
-        threads = int(sess.get_function("runtime.NumThreads")())
+        """The remote machine as its server sees it: from convbench's server, everything
+        `convbench.info` says (measure/rpc_server.py); from a plain TVM server, the CPU and triple
+        as LLVM names them and TVM's default pool size. `device` is the server's work directory
+        (it names the device) and `convbench` None where the server lacks convbench."""
         workpath = str(sess.get_function("tvm.rpc.server.workpath")(""))
-        return {"cpu": str(cpu), "triple": str(triple), "threads": threads, "device": workpath}
+        try:
+            info = json.loads(str(sess.get_function("convbench.info")()))
+        except Exception:  # noqa: BLE001 - the function is missing: a plain TVM server
+            threads = int(sess.get_function("runtime.NumThreads")())
+            triple = str(sess.get_function("target.llvm_get_system_triple")())
+            if triple.startswith("x86_64-") and "linux" in triple:
+                triple = TRIPLE  # the wheel's conda triple: the kernels are plain Linux ones
+            info = {
+                "convbench": None,
+                "cpu_model": None,
+                "cpus": list(range(threads)),
+                "llvm_cpu": str(sess.get_function("target.llvm_get_system_cpu")()),
+                "triple": triple,
+                "machine": None,
+            }
+        return {**info, "device": info.get("server") or workpath}
 
     def run(
         self,
         cells: list[RemoteCell],
         workers: int,
         retries: int = 1,
+        stall_s: float = 660.0,
     ) -> Iterator[tuple[RemoteCell, dict[str, Any] | None, str | None]]:
         """Measures every cell on the devices, `workers` at a time, and yields (cell, result,
         error) as each finishes (in the caller's thread: it may save as it goes). A device
-        that fails puts its cell back for another device, `retries` times."""
+        that fails puts its cell back for another device, `retries` times; when no cell has
+        finished for `stall_s` (no device answers), the cells left are reported failed."""
         todo: queue.Queue[tuple[RemoteCell, int]] = queue.Queue()
         for c in cells:
             todo.put((c, 0))
@@ -167,10 +191,10 @@ class RemoteDevices:
                     continue
                 try:
                     assert device is not None
-                    result = time_remote(sess, cell, loaded)
-                    result["device"] = f"{self.key}:{device['device']}"
-                    result["remote"] = device
-                    finish(cell, result, None)
+                    result = time_remote(sess, cell, device, loaded)
+                except CellError as e:  # the cell failed, the device is fine
+                    finish(cell, None, f"on {device['device']}: {e}")
+                    continue
                 except Exception as e:  # noqa: BLE001 - a dead server
                     why = f"{type(e).__name__}: {_first(e)}"
                     # this device is done for us: drop every reference to its session so that
@@ -184,13 +208,16 @@ class RemoteDevices:
                     else:
                         where = device["device"] if device else "a device"
                         finish(cell, None, f"on {where}: {why}")
+                    continue
+                result["device"] = f"{self.key}:{device['device']}"
+                finish(cell, result, None)
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, workers))]
         for t in threads:
             t.start()
         for _ in range(len(cells)):
             try:
-                yield done.get(timeout=self.timeout_s * 10)
+                yield done.get(timeout=stall_s)
             except queue.Empty:  # devices gone or stuck: what is left is reported failed
                 with lock:
                     left[0] = 0
@@ -204,25 +231,59 @@ class RemoteDevices:
             t.join(timeout=5)
 
 
-def time_remote(sess: Any, cell: RemoteCell, loaded: dict[str, Any] | None = None) -> dict:
-    """Uploads the cell's kernel (once per session: `loaded` keeps what this session loaded;
-    uploading over a library the server has loaded crashes it), sizes and pins the remote's TVM
-    pool, warms up by count and time as locally, and times it with TVM's time_evaluator there."""
-    import tvm
+class CellError(RuntimeError):
+    """A cell failed on a device that is still fine (its worker's error, or a path the device
+    cannot run)."""
 
-    w, config = cell.workload, cell.config
+
+def time_remote(
+    sess: Any, cell: RemoteCell, device: dict[str, Any], loaded: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Uploads the cell's kernel (once per session: `loaded` keeps what this session has;
+    uploading over a library the server has loaded crashes it) and measures the cell there; its
+    threads planned on the device's CPUs. Returns the record as JSON (without `device`).
+
+    convbench's server runs the task as a local run does, in a fresh worker pinned to its CPUs.
+    A plain TVM server has only TVM's time_evaluator (tvm/evaluator of a single conv): the
+    kernel is loaded into the session, its pool sized (TVM's kBig mode: a CPU list is an Array,
+    which RPC does not carry) and warmed up by count and time as locally."""
     lib = cell.library
     remote_name = f"{lib.parent.name}-{lib.name}"
     loaded = {} if loaded is None else loaded
+    plan = plan_cpus(cell.task.threads, device["cpus"])
+    task = replace(
+        cell.task, cpus=list(plan.cpus), available_cpus=plan.available, kernel_path=remote_name
+    )
+    if device.get("convbench"):
+        if remote_name not in loaded:
+            sess.upload(str(lib), remote_name)
+            loaded[remote_name] = None  # uploaded; the worker there loads it
+        answer = json.loads(
+            str(sess.get_function("convbench.measure")(json.dumps(task.to_json()), cell.timeout_s))
+        )
+        if not answer["ok"]:
+            raise CellError(answer["error"])
+        return dict(answer["result"])
+    if not (isinstance(task.workload, ConvWorkload) and task.path == "evaluator"):
+        raise CellError(
+            f"tvm/{task.path} of a {task.workload.kind} needs convbench on the device "
+            "(`convbench rpc server`); a plain TVM server runs tvm/evaluator of convs only"
+        )
     if remote_name not in loaded:
         sess.upload(str(lib), remote_name)
         loaded[remote_name] = sess.load_module(remote_name)
-    mod = loaded[remote_name]
+    timing = _evaluate(sess, loaded[remote_name], task)
+    return make_record(task, timing, other_threads_cpus=[]).to_json()
+
+
+def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
+    import tvm
+
+    w, config = task.workload, task.config
+    assert isinstance(w, ConvWorkload)
     dev = sess.cpu(0)
-    # TVM's kBig affinity mode (1): `threads` workers, each bound to a core of the remote
-    # (a CPU list, mode -2, is an Array: RPC does not carry it)
-    sess.get_function("runtime.config_threadpool")(1, cell.threads)
-    data, weight = conv_inputs(w, seed=cell.seed)
+    sess.get_function("runtime.config_threadpool")(1, task.threads)
+    data, weight = conv_inputs(w, seed=task.seed)
     arrays = [data, weight, np.zeros(w.output_shape, np.float32)]
     tensors = [tvm.runtime.tensor(a, device=dev) for a in arrays]
     f = mod["main"]
@@ -239,9 +300,7 @@ def time_remote(sess: Any, cell: RemoteCell, loaded: dict[str, Any] | None = Non
         repeats_to_cooldown=0,
     )
     results = [float(r) for r in evaluator(*tensors).results]
-    out = tensors[2].numpy()
-    timing = Timing(0, results, [], [], -1, -1, calls)
-    return {"timing": timing, "output": out}
+    return Timing(0, results, [], [], -1, -1, calls)
 
 
 def _server_key(info: dict[str, Any]) -> str:
