@@ -638,8 +638,9 @@ class Runner:
                 )
             cells = kept
         self._warn(
-            f"--rpc {host}:{port} key {key}: TVM's cells ran on the remote devices "
-            f"({info['cpu_model'] or info['llvm_cpu']}); TF's cells are "
+            f"--rpc {host}:{port} key {key}: TVM's timed cells ran on the remote devices "
+            f"({info['cpu_model'] or info['llvm_cpu']}, records name each); the checks and "
+            "per-layer tables ran here, on this machine's build; TF's cells are "
             + ("run here, locally" if self.options.tf else "not run (--no-tf)")
         )
         cache = KernelCache(
