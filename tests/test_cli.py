@@ -387,3 +387,16 @@ def test_compare_tests_per_process_medians(convbench, cli_run, tmp_path: Path) -
     assert " slower" not in proc.stdout
     proc = convbench("compare", *map(str, paths), "--across-machines", cwd=tmp_path)
     assert "slower" in proc.stdout
+    # TVM's cells measured on an RPC device ran on another machine than the run's own
+    remote = json.loads(json.dumps(new))
+    remote["remote"] = {"cpu_model": "Remote CPU", "llvm_cpu": "neoverse-v2", "key": "arm"}
+    for r in remote["records"]:
+        if r["backend"] == "tvm":
+            r["device"] = "arm:board/pid1/cpus0"
+    rows = compare_runs(ResultsDoc.from_json(new), ResultsDoc.from_json(remote))
+    assert rows and all(
+        r["verdict"].startswith("different machines") == (r["backend"] == "tvm") for r in rows
+    )
+    paths[1].write_text(json.dumps(remote))
+    proc = convbench("compare", *map(str, paths), cwd=tmp_path)
+    assert "TVM's cells on Remote CPU (neoverse-v2) through RPC" in proc.stdout

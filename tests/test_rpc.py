@@ -176,3 +176,40 @@ def test_a_tracker_that_cannot_be_reached_is_a_clear_error(convbench, tiny_shape
     assert "Traceback" not in proc.stderr
     proc = convbench("--shapes", str(tiny_shapes), "--rpc", "nohost", cwd=tmp_path)
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
+
+
+def test_tune_measures_candidates_and_the_duel_on_the_servers(convbench, cluster, tmp_path):
+    port, _ = cluster
+    shapes = tmp_path / "one.yaml"
+    shapes.write_text(
+        "convs: [{name: tune_me, input: [1, 6, 8, 16], kernel: [3, 3], out_channels: 16}]\n"
+    )
+    db = tmp_path / "db"
+    proc = convbench(
+        "tune",
+        "--shapes",
+        str(shapes),
+        "--threads",
+        "1",
+        "--trials",
+        "4",
+        "--db",
+        str(db),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--rpc",
+        f"127.0.0.1:{port}",
+        "--rpc-key",
+        KEY,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "measuring on 2 server(s)" in proc.stdout
+    (summary_path,) = db.rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["device"] == KEY and summary["records"] >= 1
+    assert summary["default_run_s"] > 0 and summary["duel"]["use"] == summary["use"]
+    # the candidates ran in sessions of the servers (MetaSchedule's RPCRunner loads each
+    # candidate into a session: the server logs it), spread over both servers
+    loads = [(tmp_path / f"server{i}.log").read_text().count("load_module") for i in range(2)]
+    assert sum(loads) >= summary["records"], loads

@@ -141,11 +141,11 @@ def test_rerun_skips_finished_workloads_and_interrupt_keeps_them(tuned, monkeypa
     calls = []
     real = tuning.tune_workload
 
-    def fake(wl, t, trials, r, c):
+    def fake(wl, t, trials, r, c, *device):
         calls.append((wl.key, t))
         if wl.key != w.key:
             raise KeyboardInterrupt
-        return real(wl, t, trials, r, c)
+        return real(wl, t, trials, r, c, *device)
 
     monkeypatch.setattr(tuning, "tune_workload", fake)
     spec = w.spec

@@ -12,6 +12,7 @@ progress goes to a callback as events, and the summaries are returned.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import tempfile
@@ -30,7 +31,7 @@ from .build.relax import (
     tflite_module,
     to_primfuncs,
 )
-from .build.target import host_target
+from .build.target import host_target, llvm_target
 from .build.tuning_db import (
     DUEL_RUNS,
     TuningDatabase,
@@ -42,7 +43,7 @@ from .build.tuning_db import (
 )
 from .cpus import plan_cpus
 from .measure.pool import run_worker
-from .measure.tasks import GraphDefTask, TimeFuncTask
+from .measure.tasks import GraphDefTask, MeasureTask, TimeFuncTask
 from .native.harness import RunConfig
 from .run import measure_task
 from .spec.conv import ConvSpec, ConvWorkload
@@ -52,6 +53,7 @@ from .spec.model_file import ModelFileSpec
 
 __all__ = [
     "Progress",
+    "TuneDevice",
     "measure_kernel",
     "model_tasks",
     "run_metaschedule",
@@ -70,6 +72,61 @@ def _quiet(event: dict[str, Any]) -> None:
     pass
 
 
+class TuneDevice:
+    """Where tuning measures: here (`remote` None), or on the servers of an RPC tracker
+    (measure.rpc.RemoteDevices): MetaSchedule's RPCRunner times candidates on every server
+    under the key in parallel, the duel runs there too, and the database is keyed by the
+    remote's target."""
+
+    def __init__(self, remote: Any = None) -> None:
+        self.remote = remote
+        self.info: dict[str, Any] = remote.info() if remote is not None else {}
+        self.servers = remote.servers() if remote is not None else 0
+
+    def target(self, threads: int | None = None) -> Any:
+        if self.remote is None:
+            return host_target(threads)
+        cores = threads if threads is not None else len(self.info["cpus"])
+        return llvm_target(self.info["llvm_cpu"], self.info["triple"], cores)
+
+    def cache(self, cache_dir: Path | None, tuning: Any = None) -> KernelCache:
+        return KernelCache(cache_dir, target=self.target(), tuning=tuning)
+
+    def runner(self, threads: int) -> Any:
+        from tvm.s_tir import meta_schedule as ms
+
+        if self.remote is None:
+            return ms.runner.LocalRunner(timeout_sec=CANDIDATE_TIMEOUT_S)
+        from .measure.rpc import run_evaluator_on_threads
+
+        return ms.runner.RPCRunner(
+            rpc_config=ms.runner.RPCConfig(
+                tracker_host=self.remote.host,
+                tracker_port=self.remote.port,
+                tracker_key=self.remote.key,
+                session_priority=1,
+                session_timeout_sec=int(CANDIDATE_TIMEOUT_S),
+            ),
+            f_run_evaluator=functools.partial(run_evaluator_on_threads, threads),
+            max_workers=max(1, self.servers),
+        )
+
+    def time(self, task: MeasureTask | TimeFuncTask, library: Path) -> float:
+        """The median time of a measuring task, here in a worker or on a device."""
+        if self.remote is None:
+            return float(run_worker(task, 600)["median_s"])
+        return float(self.remote.measure_one(task, library)["median_s"])
+
+    @property
+    def path(self) -> str:
+        """The rung a duel times a conv on: the native harness, or TVM's evaluator where the
+        device is a plain TVM server."""
+        return "native" if self.remote is None or self.info.get("convbench") else "evaluator"
+
+
+HERE = TuneDevice()
+
+
 def tune_task(
     label: str,
     key: str,
@@ -79,6 +136,7 @@ def tune_task(
     root: Path,
     time_both: Callable[[Any], tuple[float | None, float]],
     runs: int = DUEL_RUNS,
+    device: TuneDevice = HERE,
 ) -> dict[str, Any]:
     """One task (a conv workload or a fused model function, kept under `key`) tuned for
     `threads` threads into `root`; returns its summary. `time_both(target)` times the best tuned
@@ -86,7 +144,7 @@ def tune_task(
     called `runs` times, and duel_verdict says which one builds use. A task whose summary says it
     finished with at least `trials` is skipped; one whose summary predates the duel's test is
     timed again (not tuned again) and gets a new verdict."""
-    target = host_target(threads)
+    target = device.target(threads)
     d = task_dir(root, key, target)
     summary = read_summary(d)
     if summary.get("trials", 0) >= trials and "duel" in summary:
@@ -99,7 +157,7 @@ def tune_task(
     else:
         # Stale once tuning resumes: until the new verdict is written, no build uses this task.
         (d / "summary.json").unlink(missing_ok=True)
-        elapsed, best = run_metaschedule(mod, target, threads, trials, d)
+        elapsed, best = run_metaschedule(mod, target, threads, trials, d, device)
         metaschedule_best, records = min(best, default=None), len(best)
     tuned_runs: list[float] | None = []
     default_runs: list[float] = []
@@ -115,6 +173,7 @@ def tune_task(
         "workload": label,
         "threads": threads,
         "target": str(target),
+        "device": device.remote.key if device.remote is not None else None,
         "trials": trials,
         "records": records,
         "tune_s": elapsed,
@@ -136,7 +195,7 @@ CANDIDATE_TIMEOUT_S = 300.0
 
 
 def run_metaschedule(
-    mod: Any, target: Any, threads: int, trials: int, d: Path
+    mod: Any, target: Any, threads: int, trials: int, d: Path, device: TuneDevice = HERE
 ) -> tuple[float, list[float]]:
     """MetaSchedule on `mod` into the database in `d`; (seconds spent, the records' run times)."""
     from tvm.s_tir import meta_schedule as ms
@@ -157,7 +216,7 @@ def run_metaschedule(
             num_trials_per_iter=min(64, trials),
             database=db,
             builder=ms.builder.LocalBuilder(timeout_sec=CANDIDATE_TIMEOUT_S),
-            runner=ms.runner.LocalRunner(timeout_sec=CANDIDATE_TIMEOUT_S),
+            runner=device.runner(threads),
             num_tuning_cores=len(os.sched_getaffinity(0)),
             seed=0,
         )
@@ -173,14 +232,21 @@ def run_metaschedule(
 
 
 # --- single convs ----------------------------------------------------------------------------
-def measure_kernel(w: ConvWorkload, threads: int, kernel_path: Path) -> float:
+def measure_kernel(
+    w: ConvWorkload, threads: int, kernel_path: Path, device: TuneDevice = HERE
+) -> float:
     """Median time of a kernel at `threads`, measured exactly as a run measures it."""
-    task = measure_task(w, threads, "tvm", "native", RunConfig(), kernel=kernel_path)
-    return float(run_worker(task, 600)["median_s"])
+    task = measure_task(w, threads, "tvm", device.path, RunConfig(), kernel=kernel_path)
+    return device.time(task, kernel_path)
 
 
 def tune_workload(
-    w: ConvWorkload, threads: int, trials: int, root: Path, cache_dir: Path | None = None
+    w: ConvWorkload,
+    threads: int,
+    trials: int,
+    root: Path,
+    cache_dir: Path | None = None,
+    device: TuneDevice = HERE,
 ) -> dict[str, Any]:
     """Tunes one conv workload for `threads` threads into `root`; returns its summary.
 
@@ -194,16 +260,18 @@ def tune_workload(
     def time_both(target: Any) -> tuple[float | None, float]:
         if not kernels:  # built once, timed in every run of the duel
             db = TuningDatabase([root])
-            tuned = KernelCache(cache_dir, tuning=db).conv(w, threads, honour_summary=False)
+            tuned = device.cache(cache_dir, tuning=db).conv(w, threads, honour_summary=False)
             kernels["tuned"] = tuned.path if tuned.tuned_from else None
-            kernels["default"] = KernelCache(cache_dir).conv(w).path
+            kernels["default"] = device.cache(cache_dir).conv(w).path
         default = kernels["default"]
         assert default is not None
         tuned_path = kernels["tuned"]
-        tuned_s = measure_kernel(w, threads, tuned_path) if tuned_path is not None else None
-        return tuned_s, measure_kernel(w, threads, default)
+        tuned_s = measure_kernel(w, threads, tuned_path, device) if tuned_path is not None else None
+        return tuned_s, measure_kernel(w, threads, default, device)
 
-    return tune_task(w.key, workload_key(w), conv_module(w), threads, trials, root, time_both)
+    return tune_task(
+        w.key, workload_key(w), conv_module(w), threads, trials, root, time_both, device=device
+    )
 
 
 def _run_jobs(
@@ -229,6 +297,7 @@ def tune_many(
     root: Path,
     cache_dir: Path | None = None,
     progress: Progress = _quiet,
+    device: TuneDevice = HERE,
 ) -> list[dict[str, Any]]:
     """Tunes every (conv workload, batch, threads) in turn."""
     jobs = []
@@ -237,7 +306,11 @@ def tune_many(
             w = ConvWorkload(s, b)
             for t in threads:
                 jobs.append(
-                    (w.key, t, lambda w=w, t=t: tune_workload(w, t, trials, root, cache_dir))
+                    (
+                        w.key,
+                        t,
+                        lambda w=w, t=t: tune_workload(w, t, trials, root, cache_dir, device),
+                    )
                 )
     return _run_jobs(jobs, trials, progress)
 
@@ -283,11 +356,13 @@ def compile_function(mod: Any, target: Any, lib: Path) -> tuple[Path, list[list[
     return lib, shapes
 
 
-def time_compiled(lib: Path, shapes: list[list[int]], threads: int) -> float:
+def time_compiled(
+    lib: Path, shapes: list[list[int]], threads: int, device: TuneDevice = HERE
+) -> float:
     """Median time of a compiled one-function module on random arguments (its last parameter is
-    the output), measured in a worker as a run measures."""
-    task = TimeFuncTask(kernel_path=str(lib), shapes=shapes, cpus=list(plan_cpus(threads).cpus))
-    return float(run_worker(task, 600)["median_s"])
+    the output), measured in a worker as a run measures (on the device's CPUs)."""
+    cpus = list(plan_cpus(threads, device.info.get("cpus")).cpus)
+    return device.time(TimeFuncTask(kernel_path=str(lib), shapes=shapes, cpus=cpus), lib)
 
 
 def time_function(mod: Any, target: Any, threads: int) -> float:
@@ -296,7 +371,9 @@ def time_function(mod: Any, target: Any, threads: int) -> float:
         return time_compiled(*compile_function(mod, target, Path(tmp) / "f.so"), threads)
 
 
-def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: Path) -> dict:
+def _tune_function(
+    key: str, label: str, func: Any, t: int, trials: int, root: Path, device: TuneDevice = HERE
+) -> dict:
 
     mod = task_module(func)
     with tempfile.TemporaryDirectory(prefix="convbench-tune-") as tmp:
@@ -313,10 +390,10 @@ def _tune_function(key: str, label: str, func: Any, t: int, trials: int, root: P
                 )
             default, tuned = libs["default"], libs["tuned"]
             assert default is not None
-            tuned_s = time_compiled(*tuned, t) if tuned is not None else None
-            return tuned_s, time_compiled(*default, t)
+            tuned_s = time_compiled(*tuned, t, device) if tuned is not None else None
+            return tuned_s, time_compiled(*default, t, device)
 
-        return tune_task(label, key, mod, t, trials, root, time_both)
+        return tune_task(label, key, mod, t, trials, root, time_both, device=device)
 
 
 def tune_model(
@@ -327,6 +404,7 @@ def tune_model(
     trials: int,
     root: Path,
     progress: Progress = _quiet,
+    device: TuneDevice = HERE,
 ) -> list[dict[str, Any]]:
     """Tunes each distinct fused function of the model (its blocks', or all of them) per thread
     count; a build then uses a tuned function only where it won its duel."""
@@ -340,7 +418,7 @@ def tune_model(
                         label,
                         t,
                         lambda k=key, lb=label, f=func, t=t: _tune_function(
-                            k, lb, f, t, trials, root
+                            k, lb, f, t, trials, root, device
                         ),
                     )
                 )

@@ -486,3 +486,54 @@ def write_atomic(path: Path, data: str | bytes, err: Console, who: str) -> bool:
         err.print(f"[bold red]{who}:[/] cannot write {path}: {e}", highlight=False)
         return False
     return True
+
+
+def rpc_address(text: str) -> tuple[str, int]:
+    from ..measure.rpc import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_rpc_args(p: argparse.ArgumentParser) -> Any:
+    """--rpc HOST:PORT and --rpc-key KEY, in a group of their own (returned)."""
+    r = p.add_argument_group(
+        "remote devices",
+        "TVM's RPC tracker: TVM's measurements go to the servers registered under a key (start "
+        "them with `convbench rpc server`; RPC runs what the client uploads: trusted networks "
+        "only)",
+    )
+    r.add_argument("--rpc", metavar="HOST:PORT", type=rpc_address, help="the RPC tracker")
+    r.add_argument("--rpc-key", metavar="KEY", help="the key the servers registered under")
+    return r
+
+
+def connect_remote(args: argparse.Namespace, err: Console, prog: str) -> Any:
+    """The tracker's devices under --rpc-key (measure.rpc.RemoteDevices), None without --rpc,
+    or False with the reason printed (no key, no tracker)."""
+    if args.rpc is None:
+        if args.rpc_key is not None:
+            err.print(f"[bold red]{prog}:[/] --rpc-key needs --rpc HOST:PORT (the tracker)")
+            return False
+        return None
+    if not args.rpc_key:
+        err.print(f"[bold red]{prog}:[/] --rpc needs --rpc-key KEY (the servers' key)")
+        return False
+    from ..measure.rpc import RemoteDevices, RpcError
+
+    host, port = args.rpc
+    try:
+        remote = RemoteDevices(host, port, args.rpc_key)
+        n = remote.servers()
+    except RpcError as e:
+        err.print(f"[bold red]{prog}:[/] {e}", highlight=False)
+        return False
+    if n == 0:
+        err.print(
+            f"{prog}: the tracker at {host}:{port} has no server under key "
+            f"{args.rpc_key!r} yet; waiting up to 30 s for one",
+            highlight=False,
+        )
+    return remote

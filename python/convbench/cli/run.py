@@ -12,11 +12,13 @@ from ..spec.errors import SpecError
 from ..spec.model import ModelSpec
 from ..version import __version__
 from .common import (
+    add_rpc_args,
     add_timing_args,
     add_workload_args,
     bounded_float,
     check_memory,
     check_timing,
+    connect_remote,
     consoles,
     default_json_path,
     execute,
@@ -75,53 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-layers", action="store_true", help="skip the per-layer tables of model cuts"
     )
-    r = p.add_argument_group(
-        "remote devices",
-        "TVM's RPC tracker: the TVM cells of the run go to the servers under a key (start them "
-        "with `convbench rpc server`; RPC runs what the client uploads: trusted networks only)",
-    )
-    r.add_argument("--rpc", metavar="HOST:PORT", type=rpc_address, help="the RPC tracker")
-    r.add_argument("--rpc-key", metavar="KEY", help="the key the servers registered under")
+    r = add_rpc_args(p)
     r.add_argument("--no-tf", action="store_true", help="no TF cells (they always run here)")
     return p
-
-
-def rpc_address(text: str) -> tuple[str, int]:
-    from ..measure.rpc import parse_address
-
-    try:
-        return parse_address(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def rpc_options(args: argparse.Namespace, options: RunOptions, err: Console) -> bool:
     """--rpc/--rpc-key/--no-tf into RunOptions; the tracker must answer now (False, message
     printed, when it does not)."""
     options.tf = not args.no_tf
-    if args.rpc is None:
-        if args.rpc_key is not None:
-            err.print("[bold red]convbench:[/] --rpc-key needs --rpc HOST:PORT (the tracker)")
-            return False
-        return True
-    if not args.rpc_key:
-        err.print("[bold red]convbench:[/] --rpc needs --rpc-key KEY (the servers' key)")
+    remote = connect_remote(args, err, "convbench")
+    if remote is False:
         return False
-    from ..measure.rpc import RemoteDevices, RpcError
-
-    host, port = args.rpc
-    try:
-        n = RemoteDevices(host, port, args.rpc_key).servers()
-    except RpcError as e:
-        err.print(f"[bold red]convbench:[/] {e}", highlight=False)
-        return False
-    if n == 0:
-        err.print(
-            f"convbench: the tracker at {host}:{port} has no server under key "
-            f"{args.rpc_key!r} yet; the run waits up to 30 s for one",
-            highlight=False,
-        )
-    options.rpc = (host, port, args.rpc_key)
+    if remote is not None:
+        options.rpc = (remote.host, remote.port, remote.key)
     return True
 
 

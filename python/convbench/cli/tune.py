@@ -10,15 +10,18 @@ from rich.console import Console
 
 from ..build.cache import writable_dir
 from ..build.tuning_db import default_db_dir
+from ..measure.rpc import RpcError
 from ..report.format import fmt_time, table
 from ..run import RunOptions
 from ..spec.errors import SpecError
-from ..tune import tune_many, tune_model
+from ..tune import TuneDevice, tune_many, tune_model
 from .common import (
     MAX_TRIALS,
+    add_rpc_args,
     add_workload_args,
     bounded_int,
     check_memory,
+    connect_remote,
     consoles,
     load_shapes_or_report,
     resolve_cache_dir,
@@ -55,6 +58,7 @@ def build_tune_parser() -> argparse.ArgumentParser:
         help="tune the model section's fused functions instead of the convs: those of its "
         "blocks, or all of the model's",
     )
+    add_rpc_args(p)
     return p
 
 
@@ -104,19 +108,48 @@ def tune_main(argv: list[str]) -> int:
         err.print(f"[bold red]convbench tune:[/] the tuning database {problem}", highlight=False)
         return 2
     args.cache_dir = resolve_cache_dir(args.cache_dir, err)
+    remote = connect_remote(args, err, "convbench tune")
+    if remote is False:
+        return 2
+    try:
+        device = TuneDevice(remote) if remote is not None else TuneDevice()
+    except RpcError as e:
+        err.print(f"[bold red]convbench tune:[/] {e}", highlight=False)
+        return 2
     console.print(f"tuning database: {root}", highlight=False)
+    if remote is not None:
+        console.print(
+            f"measuring on {device.servers} server(s) under key {remote.key!r} at "
+            f"{remote.host}:{remote.port}: {device.info.get('cpu_model') or '?'}, target "
+            f"{device.target()}",
+            highlight=False,
+        )
     progress = _progress(console, bool(args.model))
     try:
         if args.model:
             assert shapes.model is not None
             summaries = tune_model(
-                shapes.model, args.model, args.threads, args.batch, args.trials, root, progress
+                shapes.model,
+                args.model,
+                args.threads,
+                args.batch,
+                args.trials,
+                root,
+                progress,
+                device,
             )
         else:
             summaries = tune_many(
-                shapes.convs, args.threads, args.batch, args.trials, root, args.cache_dir, progress
+                shapes.convs,
+                args.threads,
+                args.batch,
+                args.trials,
+                root,
+                args.cache_dir,
+                progress,
+                device,
             )
-    except SpecError as e:  # a model file's cut that cannot reach TVM, named
+    except (SpecError, RpcError) as e:  # a model file's cut that cannot reach TVM, a device
         err.print(f"[bold red]convbench tune:[/] {e}", highlight=False)
         return 2
     except KeyboardInterrupt:

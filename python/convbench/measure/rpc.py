@@ -32,7 +32,7 @@ from ..native.harness import Timing
 from ..spec.arrays import conv_inputs
 from ..spec.conv import ConvWorkload
 from .process import make_record
-from .tasks import MeasureTask
+from .tasks import MeasureTask, TimeFuncTask
 
 __all__ = [
     "CellError",
@@ -40,6 +40,8 @@ __all__ = [
     "RemoteDevices",
     "RpcError",
     "parse_address",
+    "run_evaluator_on_threads",
+    "set_remote_threads",
 ]
 
 
@@ -64,10 +66,11 @@ def parse_address(text: str) -> tuple[str, int]:
 @dataclass(frozen=True)
 class RemoteCell:
     """One TVM cell to time on a device: its index in the caller's list, its task (its CPUs are
-    planned again on each device's own) and the kernel library built for the remote."""
+    planned again on each device's own; a TimeFuncTask times one tuned function) and the
+    kernel library built for the remote."""
 
     index: int
-    task: MeasureTask
+    task: MeasureTask | TimeFuncTask
     library: Path
     timeout_s: float = 600.0
 
@@ -144,6 +147,26 @@ class RemoteDevices:
                 "machine": None,
             }
         return {**info, "device": info.get("server") or workpath}
+
+    def info(self) -> dict[str, Any]:
+        """describe() of one device under the key (a session held for the call only)."""
+        sess = self.session()
+        try:
+            return self.describe(sess)
+        finally:
+            del sess
+
+    def measure_one(
+        self, task: MeasureTask | TimeFuncTask, library: Path, timeout_s: float = 600.0
+    ) -> dict[str, Any]:
+        """One task on one device (retried once on another); its result, or RpcError."""
+        for _, result, error in self.run(
+            [RemoteCell(0, task, library, timeout_s)], workers=1, stall_s=timeout_s + 60
+        ):
+            if result is None:
+                raise RpcError(f"remote: {error}")
+            return result
+        raise RpcError("remote: no result")  # not reached: run yields once per cell
 
     def run(
         self,
@@ -251,9 +274,12 @@ def time_remote(
     remote_name = f"{lib.parent.name}-{lib.name}"
     loaded = {} if loaded is None else loaded
     plan = plan_cpus(cell.task.threads, device["cpus"])
-    task = replace(
-        cell.task, cpus=list(plan.cpus), available_cpus=plan.available, kernel_path=remote_name
-    )
+    if isinstance(cell.task, MeasureTask):
+        task: MeasureTask | TimeFuncTask = replace(
+            cell.task, cpus=list(plan.cpus), available_cpus=plan.available, kernel_path=remote_name
+        )
+    else:
+        task = replace(cell.task, cpus=list(plan.cpus), kernel_path=remote_name)
     if device.get("convbench"):
         if remote_name not in loaded:
             sess.upload(str(lib), remote_name)
@@ -264,10 +290,19 @@ def time_remote(
         if not answer["ok"]:
             raise CellError(answer["error"])
         return dict(answer["result"])
-    if not (isinstance(task.workload, ConvWorkload) and task.path == "evaluator"):
+    if not (
+        isinstance(task, MeasureTask)
+        and isinstance(task.workload, ConvWorkload)
+        and task.path == "evaluator"
+    ):
+        what = (
+            f"tvm/{task.path} of a {task.workload.kind}"
+            if isinstance(task, MeasureTask)
+            else ("timing a tuned function")
+        )
         raise CellError(
-            f"tvm/{task.path} of a {task.workload.kind} needs convbench on the device "
-            "(`convbench rpc server`); a plain TVM server runs tvm/evaluator of convs only"
+            f"{what} needs convbench on the device (`convbench rpc server`); a plain TVM "
+            "server runs tvm/evaluator of convs only"
         )
     if remote_name not in loaded:
         sess.upload(str(lib), remote_name)
@@ -301,6 +336,33 @@ def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
     )
     results = [float(r) for r in evaluator(*tensors).results]
     return Timing(0, results, [], [], -1, -1, calls)
+
+
+def set_remote_threads(sess: Any, threads: int) -> None:
+    """Sizes the session's TVM pool: on convbench's server pinned to its first `threads` CPUs,
+    on a plain TVM server TVM's kBig mode (RPC does not carry a CPU list)."""
+    try:
+        pin = sess.get_function("convbench.threads")
+    except Exception:  # noqa: BLE001 - a plain TVM server
+        sess.get_function("runtime.config_threadpool")(1, threads)
+        return
+    pin(threads)
+
+
+def run_evaluator_on_threads(
+    threads: int,
+    session: Any,
+    rt_mod: Any,
+    device: Any,
+    evaluator_config: Any,
+    repeated_args: Any,
+) -> list[float]:
+    """MetaSchedule RPCRunner's evaluator (bind `threads` with functools.partial): the remote
+    pool sized to the thread count the candidate is tuned for, then MetaSchedule's own."""
+    from tvm.s_tir.meta_schedule.runner.rpc_runner import default_run_evaluator
+
+    set_remote_threads(session, threads)
+    return list(default_run_evaluator(session, rt_mod, device, evaluator_config, repeated_args))
 
 
 def _server_key(info: dict[str, Any]) -> str:

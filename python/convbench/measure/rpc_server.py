@@ -3,6 +3,8 @@ tvm.exec.rpc_server` starts), with two functions of convbench's registered in ev
 
 - `convbench.info()`: the machine as the server sees it (CPU model, the CPUs it may use, the
   LLVM CPU and triple of its target, versions), as JSON;
+- `convbench.threads(n)`: the session's TVM pool sized to n and pinned to the server's CPUs
+  (MetaSchedule's RPCRunner times candidates in the session itself);
 - `convbench.measure(task_json, timeout_s)`: one measuring task (measure/tasks.py) run exactly
   as a local run runs it, in a fresh worker process on the server's machine, pinned to the
   server's CPUs; its kernel is a library the client uploaded into the session. The answer is
@@ -28,10 +30,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..build.target import host_cpu_name, host_triple
-from ..cpus import allowed_cpus, cpu_model
+from ..cpus import allowed_cpus, cpu_model, plan_cpus
 from ..version import __version__
 from .pool import WorkerError, run_worker
-from .tasks import MeasureTask, PeakTask, task_from_json
+from .tasks import MeasureTask, PeakTask, TimeFuncTask, task_from_json
 
 __all__ = ["register", "serve", "server_info"]
 
@@ -59,9 +61,9 @@ def _measure(task_json: str, timeout_s: float) -> str:
 
     try:
         task = task_from_json(json.loads(task_json))
-        if not isinstance(task, (MeasureTask, PeakTask)):
+        if not isinstance(task, (MeasureTask, PeakTask, TimeFuncTask)):
             raise ValueError(f"a remote device runs measuring tasks only, not {task.type!r}")
-        if isinstance(task, MeasureTask) and task.kernel_path is not None:
+        if isinstance(task, (MeasureTask, TimeFuncTask)) and task.kernel_path is not None:
             workpath = tvm.get_global_func("tvm.rpc.server.workpath")
             path = str(workpath(os.path.basename(task.kernel_path)))
             if not os.path.isfile(path):
@@ -85,6 +87,17 @@ def register(cpus: list[int]) -> None:
     info = json.dumps({**server_info(cpus), "server": where})
     tvm_ffi.register_global_func("convbench.info", lambda: info, override=True)
     tvm_ffi.register_global_func("convbench.measure", _measure, override=True)
+    tvm_ffi.register_global_func(
+        "convbench.threads", functools.partial(_threads, list(cpus)), override=True
+    )
+
+
+def _threads(cpus: list[int], threads: int) -> None:
+    """The session's TVM pool: `threads` workers on the server's first CPUs, the calling thread
+    (the session's, which runs TVM's evaluator) on the first, as a local worker pins."""
+    from ..native.harness import pin_threads
+
+    pin_threads(plan_cpus(int(threads), cpus).cpus)
 
 
 def serve(

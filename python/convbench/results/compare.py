@@ -19,9 +19,20 @@ def _index(doc: ResultsDoc) -> dict[Key, Record]:
     return {(*r.cell, r.backend, r.path): r for r in doc.records}
 
 
-def machine_name(doc: ResultsDoc) -> str:
+def machine_name(doc: ResultsDoc, record: Record | None = None) -> str:
+    """The machine a run (or one of its records) measured on: a record measured on an RPC
+    device (`device`) ran on the run's `remote` machine, the others on its own."""
+    remote = doc.header.get("remote")
+    if record is not None and record.device and remote:
+        return f"{remote.get('cpu_model') or '?'} ({remote.get('llvm_cpu', '?')})"
     m = doc.header.get("machine", {})
-    return f"{m.get('cpu_model', '?')} ({m.get('llvm_cpu', '?')})"
+    name = f"{m.get('cpu_model', '?')} ({m.get('llvm_cpu', '?')})"
+    if record is None and remote:
+        name += (
+            f"; TVM's cells on {remote.get('cpu_model') or '?'} "
+            f"({remote.get('llvm_cpu', '?')}) through RPC"
+        )
+    return name
 
 
 def compare_runs(
@@ -42,11 +53,11 @@ def compare_runs(
     test unless `across_machines`: their difference is the machines'."""
     from scipy.stats import ttest_ind
 
-    same_machine = machine_name(old) == machine_name(new)
     a, b = _index(old), _index(new)
     rows = []
     for key in [k for k in a if k in b]:
         ra, rb = a[key], b[key]
+        same_machine = machine_name(old, ra) == machine_name(new, rb)
         xa, xb = ra.process_medians_s, rb.process_medians_s
         p = None
         if not (same_machine or across_machines):

@@ -23,6 +23,7 @@ UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 # Fields that only some paths have: left out of the JSON when not set.
 _OPTIONAL = (
     "timing_thread_cpus",
+    "device",
     "pinned",
     "pool_threads",
     "primitives",
