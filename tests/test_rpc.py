@@ -182,7 +182,8 @@ def test_tune_measures_candidates_and_the_duel_on_the_servers(convbench, cluster
     port, _ = cluster
     shapes = tmp_path / "one.yaml"
     shapes.write_text(
-        "convs: [{name: tune_me, input: [1, 6, 8, 16], kernel: [3, 3], out_channels: 16, count: 1}]\n"
+        "convs: [{name: tune_me, input: [1, 6, 8, 16], kernel: [3, 3], out_channels: 16, "
+        "count: 1}]\n"
     )
     db = tmp_path / "db"
     proc = convbench(
