@@ -111,6 +111,8 @@ def test_a_run_through_the_tracker_uses_both_servers(convbench, tiny_shapes, clu
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     remote = json.loads((tmp_path / "remote.json").read_text())
     assert remote["remote"]["key"] == KEY and remote["remote"]["servers"] == 2
+    assert remote["remote"]["convbench"] and remote["remote"]["peak"]["1"] > 0
+    assert 0 < remote["time"]["remote_cells_wall_s"] < remote["time"]["wall_s"]
     tvm = [r for r in remote["records"] if r["backend"] == "tvm"]
     assert tvm and all(r["device"] and r["device"].startswith(KEY) for r in tvm)
     assert all(r["repetitions"] == 3 for r in tvm)

@@ -224,6 +224,7 @@ class Runner:
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
         self.remote: Any = None  # measure.rpc.RemoteDevices with --rpc
+        self.remote_s = 0.0  # wall time from the first remote cell handed out to the last back
         self.remote_kernels: dict[tuple[str, int | None, bool], BuiltKernel | None] = {}
 
     @property
@@ -665,9 +666,11 @@ class Runner:
             jobs.append(RemoteCell(i, task, k.path, self.options.cell_timeout_s))
         self.save()
         stall_s = self.options.cell_timeout_s + 60
+        t0 = time.perf_counter()
         for job, result, error in self.remote.run(jobs, workers=devices, stall_s=stall_s):
             rep, cell = cells[job.index]
             self._remote_record(rep, cell, result, error, peaks)
+        self.remote_s = time.perf_counter() - t0
 
     def _remote_peaks(self, sess: Any, info: dict[str, Any]) -> dict[str, float]:
         """The remote's fp32 roof per thread count (convbench's server only), for %peak."""
@@ -858,5 +861,7 @@ class Runner:
                 "processes_forked": self.workers.forked,
                 "processes_spawned": self.workers.spawned,
             }
+            if self.options.rpc is not None:  # the remote cells' share of the wall time
+                self.doc.extra["time"]["remote_cells_wall_s"] = self.remote_s
             self.save()
         return self.doc
