@@ -25,7 +25,9 @@ from typing import Any
 from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name, llvm_target
 from .build.tuning_db import TuningDatabase
+from .build.winograd import TILES, winograd_applicable
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
+from .frameworks.numerics import winograd_rtol
 from .host import state, state_warnings
 from .measure.pool import WORKER_ENV, WorkerError, Workers
 from .measure.tasks import (
@@ -88,6 +90,7 @@ class RunOptions:
     caches: tuple[str, ...] = ("warm",)  # and/or "cold": conv cells on arrays not in cache
     fork: bool = True  # processes forked from a server that imported TF and TVM once
     rpc: tuple[str, int, str] | None = None  # (tracker host, port, key): TVM cells go there
+    algos: str = "auto"  # TVM's 3x3 stride-1 convs: "direct", "winograd" or "auto" (the faster)
     tf: bool = True  # TF's cells (always local)
 
 
@@ -179,6 +182,7 @@ def measure_task(
         schedule=built.schedule if built else None,
         tuned=(built.tuned_from is not None) if built else None,
         cache=cache,
+        algorithm=built.algorithm if built and isinstance(w, ConvWorkload) else "direct",
     )
 
 
@@ -226,6 +230,7 @@ class Runner:
         self.remote: Any = None  # measure.rpc.RemoteDevices with --rpc
         self.remote_s = 0.0  # wall time from the first remote cell handed out to the last back
         self.remote_kernels: dict[tuple[str, int | None, bool], BuiltKernel | None] = {}
+        self.winograd: dict[tuple[str, int], BuiltKernel] = {}  # (workload key, m) -> kernel
 
     @property
     def workloads(self) -> list[Workload]:
@@ -309,6 +314,7 @@ class Runner:
                 k = self._build_one(w, t, lambda w=w, t=t: cache.conv(w, t))
                 if k is not None and k.tuned_from is None:
                     untuned.setdefault(w.key, []).append(t)
+            self._build_winograd(cache, w)
         for mw in self.plan.models:
             self._build_model(cache, mw)
         if cache.tuning is not None:
@@ -327,6 +333,27 @@ class Runner:
         self.kernels[(w.key, t)] = k
         self._kernel_entry(k, **where)
         return k
+
+    def _build_winograd(self, cache: KernelCache, w: ConvWorkload) -> None:
+        """With --algos winograd or auto, `w`'s Winograd kernels (one per tile size; one build
+        serves every thread count), where Winograd computes it."""
+        if self.options.algos == "direct" or not any(p[0] == "tvm" for p in self.plan.paths_of(w)):
+            return
+        why = winograd_applicable(w)
+        if why is not None:
+            if self.options.algos == "winograd":
+                self._warn(f"{w.name}: no Winograd kernel ({why}): its TVM cells run direct")
+            return
+        for m in TILES:
+            self.reporter.building(f"{w.name} winograd F({m}x{m},3x3)", w.batch, "all")
+            where = {"workload": w.name, "batch": w.batch, "algorithm": f"winograd-{m}"}
+            try:
+                k = cache.winograd(w, m)
+            except Exception as e:
+                self._error("build", where, f"{type(e).__name__}: {e}")
+                continue
+            self.winograd[(w.key, m)] = k
+            self._kernel_entry(k, **where)
 
     def _warn_untuned(self, untuned: dict[str, list[int]]) -> None:
         threads = ",".join(map(str, self.options.threads))
@@ -498,8 +525,83 @@ class Runner:
             result.update(threads=[t], schedule=k.schedule)
             seen[k.key] = result
             self.doc.checks.append(result)
+        for m in TILES:  # Winograd: its own documented tolerance, the direct check unchanged
+            k = self.winograd.get((w.key, m))
+            if k is None:
+                continue
+            rtol = winograd_rtol(self.options.rtol)
+            task = CheckTask(
+                workload=w,
+                kernel_paths={"kernel": str(k.path)},
+                seed=self.options.seed,
+                rtol=rtol,
+                algorithm=k.algorithm,
+            )
+            where = {"workload": w.name, "batch": w.batch, "algorithm": k.algorithm}
+            result = self._worker(task, "check", where)
+            if result is None or not result["ok"]:
+                self.winograd.pop((w.key, m))  # a kernel that fails its check is never chosen
+            if result is None:
+                continue
+            result.update(threads=list(self.options.threads), schedule=k.schedule)
+            seen[k.key] = result
+            self.doc.checks.append(result)
         for result in seen.values():
             self.reporter.check(result)
+        self.save()
+
+    def choose_algorithms(self) -> None:
+        """--algos auto: per conv and thread count, the faster of the direct kernel and each
+        Winograd one, timed by the native loop in a worker each (a short probe), becomes the
+        kernel of the cell; --algos winograd: the faster Winograd tile. The choice and every
+        candidate's time are kept (the JSON's `algorithms`)."""
+        chosen = []
+        probe = dataclasses.replace(
+            self.options.config, samples=5, min_sample_s=0.005, warmup_s=0.02
+        )
+        for w in self.plan.convs:
+            wino = [k for m in TILES if (k := self.winograd.get((w.key, m))) is not None]
+            if not wino:
+                continue
+            for t in self.options.threads:
+                direct = self.kernels.get((w.key, t))
+                candidates = list(wino)
+                if self.options.algos == "auto" and direct is not None:
+                    candidates.insert(0, direct)
+                times: dict[str, float] = {}
+                for k in candidates:
+                    task = measure_task(
+                        w, t, "tvm", "native", probe, self.options.seed, k, self.available
+                    )
+                    where = {
+                        "workload": w.name,
+                        "batch": w.batch,
+                        "threads": t,
+                        "algorithm": k.algorithm,
+                    }
+                    result = self._worker(task, "choose", where)
+                    if result is not None:
+                        times[k.algorithm] = float(result["median_s"])
+                if not times:
+                    continue
+                best = min(times, key=lambda a: times[a])
+                self.kernels[(w.key, t)] = next(k for k in candidates if k.algorithm == best)
+                entry = {
+                    "workload": w.name,
+                    "batch": w.batch,
+                    "threads": t,
+                    "mode": self.options.algos,
+                    "chosen": best,
+                    "probe_median_s": times,
+                }
+                chosen.append(entry)
+                self.reporter.note(
+                    f"algorithm {w.name} b{w.batch} t{t}: {best} ("
+                    + ", ".join(f"{a} {v * 1e6:.1f} us" for a, v in times.items())
+                    + ")"
+                )
+        if chosen:
+            self.doc.extra["algorithms"] = chosen
         self.save()
 
     def _check_model(self, w: ModelWorkload) -> None:
@@ -835,6 +937,7 @@ class Runner:
                 self.measure_overhead(empty)
             for w in self.plan.workloads:
                 self.check(w)
+            self.choose_algorithms()
             if self.options.rpc is not None:
                 self.measure_remote(schedule)
                 schedule = [(r, c) for r, c in schedule if c.backend != "tvm"]

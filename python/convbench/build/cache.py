@@ -37,6 +37,7 @@ from ..spec.model import ModelWorkload
 from . import compute, relax, schedules
 from .relax import build_relax
 from .target import host_target, with_cores
+from .winograd import winograd_module, winograd_tag
 
 __all__ = [
     "BuiltKernel",
@@ -132,6 +133,7 @@ class BuiltKernel:
     cached: bool  # True when loaded from the cache, False when built by this call
     build_s: float  # compile time when built; the original compile time when cached
     tuned_from: str | None = None  # the tuning database directory, for a tuned kernel
+    algorithm: str = "direct"  # a conv kernel's: "direct" or "winograd-<m>" (build.winograd)
 
 
 class KernelCache:
@@ -186,6 +188,20 @@ class KernelCache:
                 )
         schedule = schedules.schedule_tag(w)
         return self._get(w.key, desc, schedule, lambda: schedules.scheduled_conv(w), self.target)
+
+    def winograd(self, w: ConvWorkload, m: int) -> BuiltKernel:
+        """The Winograd F(m x m, 3x3) kernel of `w` (build.winograd): `main` and the
+        `weight_transform` it needs once per weight set."""
+        algorithm = f"winograd-{m}"
+        desc = {**w.problem(), "dtype": "float32", "algorithm": algorithm}
+        built = self._get(
+            f"{w.key}-{algorithm}",
+            desc,
+            winograd_tag(w, m),
+            lambda: winograd_module(w, m),
+            self.target,
+        )
+        return dataclasses.replace(built, algorithm=algorithm)
 
     def empty(self) -> BuiltKernel:
         return self._get("empty", {"empty": True}, "none", compute.empty_module, self.target)

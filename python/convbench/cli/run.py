@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="only these backend/path cells, e.g. tvm/native,tf/kernel (default: all)",
     )
+    p.add_argument(
+        "--algos",
+        choices=("direct", "winograd", "auto"),
+        default="auto",
+        help="TVM's algorithm for 3x3 convs of stride 1: direct, Winograd F(2x2,3x3) or "
+        "F(4x4,3x3) (the faster tile), or auto: whichever a short probe per conv and thread "
+        "count times faster; the choice and both times are in the JSON's `algorithms` (auto)",
+    )
     g = p.add_argument_group(
         "model", "the shapes file's `model` section: by default its blocks and the whole model"
     )
@@ -137,7 +145,7 @@ def run_main(argv: list[str]) -> int:
     if shapes is None:
         return 2
     json_path = args.json or default_json_path("run")
-    options = run_options(args, rtol=args.rtol)
+    options = run_options(args, rtol=args.rtol, algos=args.algos)
     if args.paths:
         options.paths = args.paths
     if not model_options(args, options, shapes.model, err):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from ..build.winograd import u_shape
 from ..frameworks.numerics import relative_error
 from ..frameworks.onednn import MARK, parse_verbose, per_call_times
 from ..frameworks.tf_conv import configure_tf, tf_conv_callables, tf_reference
@@ -41,6 +42,7 @@ __all__ = [
     "peak",
     "MAX_PROFILED_CALLS",
     "check_conv",
+    "conv_kernel",
     "measure_conv_tf",
     "measure_conv_tvm",
     "overhead",
@@ -135,6 +137,21 @@ def _fresh_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def conv_kernel(path: str, w: ConvWorkload, algorithm: str = "direct") -> ConvKernel:
+    """The exported kernel of `w` for its algorithm: "direct" (HWIO weights), "winograd-<m>"
+    (weights transformed when it is loaded)."""
+    if algorithm == "direct":
+        return ConvKernel(path, w)
+    kind, _, m = algorithm.partition("-")
+    if kind != "winograd" or not m.isdigit():
+        raise ValueError(f"unknown conv algorithm {algorithm!r}")
+    return ConvKernel(path, w, u_shape(w, int(m)))
+
+
+# The weight transform's time is the median of this many runs, taken when the kernel is loaded.
+TRANSFORM_RUNS = 5
+
+
 def measure_conv_tvm(task: MeasureTask) -> Record:
     w = task.workload
     assert isinstance(w, ConvWorkload)
@@ -142,8 +159,13 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     pin_threads(task.cpus)
     pin = pin_timing_thread(task.cpus)
     assert task.kernel_path is not None
-    kernel = ConvKernel(task.kernel_path, w)
-    data, weight = conv_inputs(w, task.seed)
+    kernel = conv_kernel(task.kernel_path, w, task.algorithm)
+    data, hwio = conv_inputs(w, task.seed)
+    # done once, as oneDNN reorders weights when it creates a primitive; timed apart
+    weight, transform_s = kernel.prepare(hwio, runs=TRANSFORM_RUNS)
+    extra: dict[str, Any] = {"algorithm": task.algorithm}
+    if transform_s is not None:
+        extra["weight_transform_s"] = transform_s
     out = kernel.new_output()
     copies = _cold(task)
     if copies:
@@ -155,12 +177,13 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
             task,
             timing,
             **pin,
+            **extra,
             pool_threads=_core.tvm_num_threads(),
             cache="cold",
             cold_copies=copies,
         )
     timing = tvm_path_timer(task.path, kernel, [data, weight, out], task.config)
-    return make_record(task, timing, **pin, pool_threads=_core.tvm_num_threads())
+    return make_record(task, timing, **pin, **extra, pool_threads=_core.tvm_num_threads())
 
 
 def measure_conv_tf(task: MeasureTask) -> Record:
@@ -292,12 +315,13 @@ def check_conv(task: CheckTask) -> dict[str, Any]:
     tf = configure_tf(1)
     data, weight = conv_inputs(w, task.seed)
     ref = tf_reference(tf, w, data, weight)
-    got = ConvKernel(task.kernel_paths["kernel"], w)(data, weight)
+    got = conv_kernel(task.kernel_paths["kernel"], w, task.algorithm)(data, weight)
     # A float64 reference says which of the two float32 results is closer to the exact one.
     exact = tf_reference(tf, w, data.astype(np.float64), weight.astype(np.float64))
     return {
         "workload": w.name,
         "batch": w.batch,
+        "algorithm": task.algorithm,
         **relative_error(got, ref, task.rtol),
         "tvm_vs_f64_rel_err": relative_error(got, exact, task.rtol)["max_rel_err"],
         "tf_vs_f64_rel_err": relative_error(ref, exact, task.rtol)["max_rel_err"],

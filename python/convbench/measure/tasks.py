@@ -63,6 +63,7 @@ class MeasureTask(Task):
     schedule: str | None = None
     tuned: bool | None = None
     cache: str = "warm"  # "cold": rotate through copies of the arrays that exceed the LLC
+    algorithm: str = "direct"  # a conv's TVM kernel: "direct", or "winograd-<m>" (F(m x m, 3x3))
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class CheckTask(Task):
     seed: int = 0
     rtol: float = 1e-5
     graph_def: str | None = None  # a model file's cut: the GraphDef TF runs
+    algorithm: str = "direct"  # a conv's kernel: as MeasureTask.algorithm
 
 
 @dataclass(frozen=True)

@@ -162,26 +162,54 @@ class _Kernel:
 
 
 class ConvKernel(_Kernel):
-    """An exported conv kernel: main(data NHWC, weight HWIO, out NHWC), float32."""
+    """An exported conv kernel: main(data NHWC, weight HWIO, out NHWC), float32. With
+    `weight_shape` (a Winograd kernel), `main` takes the weights as `weight_transform(weight
+    HWIO, U)` made them, once, when the kernel is loaded (`prepare`)."""
 
-    def __init__(self, path: str | os.PathLike[str], workload: ConvWorkload) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        workload: ConvWorkload,
+        weight_shape: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__(
             path,
             [
                 ("data", list(workload.input_shape), False),
-                ("weight", list(workload.weight_shape), False),
+                ("weight", list(weight_shape or workload.weight_shape), False),
                 ("out", list(workload.output_shape), True),
             ],
         )
         self.workload = workload
+        self.weight_shape = weight_shape
 
     def new_output(self) -> np.ndarray:
         return aligned_empty(self.workload.output_shape)
 
+    def prepare(self, weight: np.ndarray, runs: int = 1) -> tuple[np.ndarray, float | None]:
+        """The weights `main` takes, and the median time of the transform that made them over
+        `runs` runs (None for a kernel that takes HWIO weights as they are)."""
+        if self.weight_shape is None:
+            return weight, None
+        import time
+
+        import tvm_ffi
+
+        f = tvm_ffi.load_module(str(self.path))["weight_transform"]
+        u = aligned_empty(self.weight_shape)
+        src, dst = tvm_ffi.from_dlpack(aligned_copy(weight)), tvm_ffi.from_dlpack(u)
+        times = []
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            f(src, dst)
+            times.append(time.perf_counter() - t0)
+        return u, float(np.median(times))
+
     def __call__(self, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Convenience call: inputs copied to aligned float32 if needed, output allocated."""
         out = self.new_output()
-        self.call(aligned_copy(data), aligned_copy(weight), out)
+        prepared, _ = self.prepare(aligned_copy(weight))
+        self.call(aligned_copy(data), prepared, out)
         return out
 
 

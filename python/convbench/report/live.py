@@ -29,6 +29,7 @@ class Reporter(Protocol):
     def layers(self, entry: dict[str, Any]) -> None: ...
     def error(self, entry: dict[str, Any]) -> None: ...
     def warning(self, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -63,6 +64,9 @@ class NullReporter:
         pass
 
     def warning(self, message: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
     def stop(self) -> None:
@@ -132,13 +136,19 @@ class ConsoleReporter:
     def check(self, result: dict[str, Any]) -> None:
         ok = result["ok"]
         self._print(
-            f"check {result['workload']} b{result['batch']}: {'ok' if ok else 'FAIL'}  "
+            f"check {result['workload']} b{result['batch']}"
+            + (f" {result['algorithm']}" if result.get("algorithm", "direct") != "direct" else "")
+            + f": {'ok' if ok else 'FAIL'}  "
             f"max_abs_err={result['max_abs_err']:.3g}  max_rel_err={result['max_rel_err']:.3g} "
             f"(rtol {result['rtol']:g})",
             None if ok else "bold red",
         )
         self._describe("measuring")
         self.header_pending = True
+
+    def note(self, message: str) -> None:
+        """A decision of the run (an algorithm chosen), on its own line."""
+        self._print(message)
 
     def record(self, record: Record) -> None:
         if self.header_pending:

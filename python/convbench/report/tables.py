@@ -57,6 +57,8 @@ def record_row(r: Record) -> list[str]:
         flags.append("unstable")
     if r.pinned is False:
         flags.append("unpinned")
+    if r.algorithm and r.algorithm != "direct":
+        flags.append(f"{r.algorithm} (effective GFLOP/s)")
     return [
         r.workload,
         str(r.batch),
@@ -121,7 +123,9 @@ def kernel_table(doc: ResultsDoc) -> Table:
         if r is None or r.gflops is None:
             return "-"
         pct = f" {r.pct_peak:.0f}%" if r.pct_peak is not None else ""
-        return f"{r.gflops:.0f}{pct}"
+        # Winograd: the direct conv's FLOPs over its time, as benchdnn counts them
+        eff = f" ({r.algorithm}, effective)" if r.algorithm not in (None, "direct") else ""
+        return f"{r.gflops:.0f}{pct}{eff}"
 
     for (name, batch, threads), m in by_cell(doc.records).items():
         tvm, tf = m.get("tvm/native"), m.get("tf/kernel")
@@ -337,12 +341,51 @@ def print_report(doc: ResultsDoc, console: Console, details: bool = True) -> Non
         for t in paths_tables(doc):
             console.print(t)
         console.print(kernel_table(doc))
+        if doc.extra.get("algorithms"):
+            console.print(algorithm_table(doc))
         if doc.overheads:
             console.print(ladder_table(doc))
         console.print(agreement_table(doc))
         print_model_report(doc, console)
         console.print(summary_table(doc))
     print_warnings(doc, console, details)
+
+
+def algorithm_table(doc: ResultsDoc) -> Table:
+    """TVM's algorithm per conv and thread count (--algos auto or winograd): each candidate's
+    time in the probe that chose, and the weight transform each Winograd kernel does once."""
+    t = table(
+        "TVM's algorithm per conv: the probe's median per candidate (native loop), the one "
+        "chosen, and the Winograd weight transform (once, when loaded)",
+        (
+            "workload",
+            "batch",
+            "thr",
+            "mode",
+            "direct",
+            "winograd-2",
+            "winograd-4",
+            "chosen",
+            "transform",
+        ),
+    )
+    transform = {
+        (r.workload, r.batch, r.threads): r.weight_transform_s
+        for r in doc.records
+        if r.id == "tvm/native" and r.weight_transform_s is not None
+    }
+    for e in doc.extra.get("algorithms", []):
+        probe = e.get("probe_median_s", {})
+        t.add_row(
+            e["workload"],
+            str(e["batch"]),
+            str(e["threads"]),
+            e.get("mode", "-"),
+            *(fmt_time(probe.get(a)) for a in ("direct", "winograd-2", "winograd-4")),
+            e["chosen"],
+            fmt_time(transform.get((e["workload"], e["batch"], e["threads"]))),
+        )
+    return t
 
 
 def model_table(doc: ResultsDoc) -> Table:

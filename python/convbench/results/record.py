@@ -24,6 +24,8 @@ UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 _OPTIONAL = (
     "timing_thread_cpus",
     "device",
+    "algorithm",
+    "weight_transform_s",
     "pinned",
     "pool_threads",
     "primitives",
@@ -86,6 +88,8 @@ class Record:
     repetitions: int | None = None  # processes that measured this cell (samples pooled)
     process_samples_s: list[list[float]] | None = None  # each process's samples, in run order
     device: str | None = None  # where it ran: `<key>:<server>` of an RPC device (None: here)
+    algorithm: str | None = None  # a TVM conv kernel's: "direct" or "winograd-<m>"
+    weight_transform_s: float | None = None  # Winograd: the weight transform, once per load
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
 
     # --- derived -----------------------------------------------------------------------------
@@ -222,6 +226,7 @@ def pool_processes(records: Sequence[Record]) -> Record:
         pinned=None if first.pinned is None else all(bool(r.pinned) for r in records),
         calls_profiled=sum(r.calls_profiled or 0 for r in records) or None,
         verbose_median_s=med([r.verbose_median_s for r in records]),
+        weight_transform_s=med([r.weight_transform_s for r in records]),
         repetitions=len(records),
         process_samples_s=groups,
         device=", ".join(sorted({r.device for r in records if r.device})) or None,
