@@ -160,3 +160,34 @@ def test_algos_choose_record_and_check_the_kernels(convbench, tiny_shapes, tmp_p
 def test_a_bad_algos_value_is_refused(convbench, tiny_shapes, tmp_path) -> None:
     proc = convbench("--shapes", str(tiny_shapes), "--algos", "fft", cwd=tmp_path)
     assert proc.returncode == 2 and "--algos" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_builds_compute_the_chosen_convs_by_winograd(convbench, tiny_model, tmp_path):
+    args = ("--paths", "tvm/native,tf/native-graph")
+    args += ("--from", "expand_conv1/add_1", "--to", "conv_block1/unit1/add_2")  # blockA
+    common = ("--shapes", str(tiny_model), "--threads", "1", *QUICK, *args)
+    common += ("--cache-dir", str(tmp_path / "cache"))
+    docs = {}
+    for algos in ("winograd", "direct"):
+        out = tmp_path / f"{algos}.json"
+        proc = convbench(*common, "--algos", algos, "--json", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        docs[algos] = json.loads(out.read_text())
+    wino, direct = docs["winograd"], docs["direct"]
+    # the cut's 3x3 convs are the convs section's tiny_32: each conv chose a Winograd tile
+    assert {c["workload"] for c in wino["algorithms"]} == {"tiny_16", "tiny_32"}
+    for doc, uses in ((wino, True), (direct, False)):
+        assert all(c["ok"] for c in doc["checks"]), doc["checks"]
+        models = [
+            k
+            for k in doc["kernels"]
+            if k["schedule"].startswith("direct-nhwc") and "relax" in k["schedule"]
+        ]
+        assert models and all(("winograd" in k["schedule"]) == uses for k in models)
+        (table,) = doc["layers"]
+        convs = [r for r in table["rows"] if r["tvm_funcs"] and r["tvm_flops"]]
+        assert convs and not table["flops_mismatch"]
+        # every 3x3 conv layer of the cut runs a Winograd function, named as such in its row
+        for r in convs:
+            assert any("winograd" in f for f in r["tvm_funcs"]) == uses, r
+            assert r["tvm_flops"] == r["tf_flops"]  # nominal (direct) FLOPs on both sides

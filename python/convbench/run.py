@@ -25,7 +25,7 @@ from typing import Any
 from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name, llvm_target
 from .build.tuning_db import TuningDatabase
-from .build.winograd import TILES, winograd_applicable
+from .build.winograd import TILES, problem_key, winograd_applicable
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .frameworks.numerics import winograd_rtol
 from .host import state, state_warnings
@@ -231,6 +231,10 @@ class Runner:
         self.remote_s = 0.0  # wall time from the first remote cell handed out to the last back
         self.remote_kernels: dict[tuple[str, int | None, bool], BuiltKernel | None] = {}
         self.winograd: dict[tuple[str, int], BuiltKernel] = {}  # (workload key, m) -> kernel
+        # {winograd.problem_key: m}: the convs a model build computes by Winograd (the choice
+        # at the run's first thread count, one build serving every count)
+        self.winograd_problems: dict[str, int] = {}
+        self.untuned: dict[str, list[int]] = {}  # conv workload key -> untuned thread counts
 
     @property
     def workloads(self) -> list[Workload]:
@@ -308,19 +312,23 @@ class Runner:
             empty = cache.empty()
         except Exception as e:
             self._error("build", {"workload": "empty"}, f"{type(e).__name__}: {e}")
-        untuned: dict[str, list[int]] = {}
         for w in self.plan.convs:
             for t in self.options.threads:
                 k = self._build_one(w, t, lambda w=w, t=t: cache.conv(w, t))
                 if k is not None and k.tuned_from is None:
-                    untuned.setdefault(w.key, []).append(t)
+                    self.untuned.setdefault(w.key, []).append(t)
             self._build_winograd(cache, w)
+        self.save()
+        return empty
+
+    def build_models(self, cache: KernelCache) -> None:
+        """The model cuts' builds, after the convs' algorithms are chosen: a conv layer whose
+        problem a single conv of the run chose Winograd for is built with it."""
         for mw in self.plan.models:
             self._build_model(cache, mw)
         if cache.tuning is not None:
-            self._warn_untuned(untuned)
+            self._warn_untuned(self.untuned)
         self.save()
-        return empty
 
     def _build_one(self, w: Workload, t: int, make: Any) -> BuiltKernel | None:
         self.reporter.building(w.name, w.batch, t)
@@ -415,7 +423,7 @@ class Runner:
         for fuse, t in jobs:
             self.reporter.building(w.name, w.batch, t or "all")
             try:
-                k = cache.model(w, fuse, threads=t, tflite=tflite)
+                k = cache.model(w, fuse, threads=t, tflite=tflite, winograd=self._model_winograd(w))
             except Exception as e:
                 self._error("build", {**where, "fused": fuse}, f"{type(e).__name__}: {e}")
                 continue
@@ -430,6 +438,13 @@ class Runner:
             self._schedules_of(k, w, fuse)
         if not w.from_file and any(b == "tf" and p.startswith("native-graph") for b, p in paths):
             self._export_graph_def(cache, w, where)
+
+    def _model_winograd(self, w: ModelWorkload) -> dict[str, int] | None:
+        """The Winograd choices a model cut's build takes (those at its batch)."""
+        if self.options.algos == "direct" or not self.winograd_problems:
+            return None
+        prefix = f"{w.batch}x"
+        return {k: m for k, m in self.winograd_problems.items() if k.startswith(prefix)} or None
 
     def _schedules_of(self, k: BuiltKernel, w: ModelWorkload, fuse: bool) -> None:
         """The schedule each function of a model build got, in its kernel entry; a warning for
@@ -586,6 +601,9 @@ class Runner:
                     continue
                 best = min(times, key=lambda a: times[a])
                 self.kernels[(w.key, t)] = next(k for k in candidates if k.algorithm == best)
+                if t == self.options.threads[0] and best != "direct":
+                    key = problem_key(w.input_shape, w.output_shape[3], w.spec.pads)
+                    self.winograd_problems[key] = int(best.split("-")[1])
                 entry = {
                     "workload": w.name,
                     "batch": w.batch,
@@ -935,9 +953,12 @@ class Runner:
             self.measure_peaks(cache)
             if empty is not None:
                 self.measure_overhead(empty)
-            for w in self.plan.workloads:
-                self.check(w)
+            for conv in self.plan.convs:
+                self.check(conv)
             self.choose_algorithms()
+            self.build_models(cache)
+            for mw in self.plan.models:
+                self.check(mw)
             if self.options.rpc is not None:
                 self.measure_remote(schedule)
                 schedule = [(r, c) for r, c in schedule if c.backend != "tvm"]

@@ -37,7 +37,7 @@ from ..spec.model import ModelWorkload
 from . import compute, relax, schedules
 from .relax import build_relax
 from .target import host_target, with_cores
-from .winograd import winograd_module, winograd_tag
+from .winograd import WINOGRAD_VERSION, winograd_module, winograd_tag
 
 __all__ = [
     "BuiltKernel",
@@ -212,6 +212,7 @@ class KernelCache:
         fuse: bool = True,
         threads: int | None = None,
         tflite: Path | None = None,
+        winograd: dict[str, int] | None = None,
     ) -> BuiltKernel:
         """A model cut as one Relax executable, with its call plan (plan.LayerPlan) and the
         schedule each function got (schedules.json) beside it; `fuse`: Relax's operator fusion
@@ -219,7 +220,8 @@ class KernelCache:
         run exported), the stand-in's built from its description. With `threads` and a tuning
         database, fused functions that have a winning tuned schedule for that thread count get
         it (a build per thread count); the others, and every function when none has one, the
-        hand-written schedules (one build for all thread counts)."""
+        hand-written schedules (one build for all thread counts). `winograd`: the convs
+        computed by Winograd ({winograd.problem_key: m}: relax.winograd_convs)."""
         target, tuned, tuning = self.target, {}, None
         desc = mw.problem()
         module = None
@@ -238,6 +240,9 @@ class KernelCache:
             if tuned:
                 target, tuning = t_target, self.tuning
         schedule = f"{schedules.SCHEDULE_VERSION}:relax-{'fused' if fuse else 'unfused'}"
+        if winograd:
+            desc = {**desc, "winograd": dict(sorted(winograd.items()))}
+            schedule += f":{WINOGRAD_VERSION}-{len(winograd)}"
         name = f"{mw.key}-{'fused' if fuse else 'unfused'}"
         if tuned:
             digest = hashlib.sha256(json.dumps(tuned, sort_keys=True).encode()).hexdigest()[:16]
@@ -254,6 +259,7 @@ class KernelCache:
                 library=LIBRARY,
                 tuning=tuning,
                 module=module,
+                winograd=winograd,
             )
 
         built = self._get(name, desc, schedule, None, target, export=export)

@@ -22,6 +22,7 @@ from .plan import LayerPlan
 from .schedules import VEC, schedule_primfunc
 
 __all__ = [
+    "winograd_convs",
     "build_relax",
     "call_plan",
     "distinct_functions",
@@ -163,6 +164,8 @@ def schedule_module(
             out[gv] = func
             continue
         key = func_key(func)
+        if key not in done and func.attrs is not None and "convbench.schedule" in func.attrs:
+            done[key], kinds[key] = func, str(func.attrs["convbench.schedule"])  # Winograd's
         if key not in done:
             rec = None
             if tuning is not None and target is not None:
@@ -291,6 +294,67 @@ def pad_conv_channels(mod: Any) -> Any:
     return pad.builder_.get()
 
 
+def winograd_convs(mod: Any, choices: dict[str, int]) -> Any:
+    """Every dense 3x3 stride-1 conv of `mod` with constant weights whose problem
+    (winograd.problem_key) `choices` maps to a tile size m becomes a call of its Winograd
+    kernel (winograd.conv_primfunc) on weights transformed here, once, at build time. The call
+    is opaque to Relax's fusion: what followed the conv (bias, BN, ReLU, add) runs as an
+    element-wise function of its own after it."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.expr_functor import PyExprMutator, mutator
+
+    from ..spec.conv import ConvSpec, ConvWorkload
+    from .winograd import conv_primfunc, problem_key, transform_weights, winograd_applicable
+
+    if not choices:
+        return mod
+    conv2d = tvm.ir.Op.get("relax.nn.conv2d")
+    made: dict[tuple[str, int], Any] = {}
+
+    @mutator
+    class Winograd(PyExprMutator):  # type: ignore[misc]
+        def visit_call_(self, call: Any) -> Any:
+            call = super().visit_call_(call)
+            if not call.op.same_as(conv2d) or not isinstance(call.args[1], tvm.ir.expr.Constant):
+                return call
+            a = call.attrs
+            if (a.data_layout, a.kernel_layout, a.out_layout) != ("NHWC", "HWIO", "NHWC"):
+                return call
+            x_shape = [int(d) for d in call.args[0].ty.shape.values]
+            weight = call.args[1].value.numpy()
+            pt, pl, pb, pr = (int(v) for v in a.padding)
+            spec = ConvSpec(
+                name="layer",
+                input=tuple(x_shape),
+                kernel=tuple(weight.shape[:2]),
+                out_channels=int(weight.shape[3]),
+                strides=tuple(int(v) for v in a.strides),
+                padding=((pt, pb), (pl, pr)),
+                dilation=tuple(int(v) for v in a.dilation),
+                groups=int(a.groups),
+                count=1,
+            )
+            w = ConvWorkload(spec, x_shape[0])
+            m = choices.get(problem_key(w.input_shape, w.output_shape[3], spec.pads))
+            if m is None or winograd_applicable(w) is not None or weight.shape[2] != x_shape[3]:
+                return call
+            key = (problem_key(w.input_shape, w.output_shape[3], spec.pads), m)
+            if key not in made:
+                made[key] = self.builder_.add_func(conv_primfunc(w, m), f"conv2d_winograd{m}")
+            return relax.call_tir(
+                made[key],
+                [call.args[0], relax.const(transform_weights(weight, m))],
+                relax.TensorType(w.output_shape, "float32"),
+            )
+
+    rewrite = Winograd(mod)
+    for gv, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            rewrite.builder_.update_func(gv, rewrite.visit_expr(func))
+    return rewrite.builder_.get()
+
+
 def tuned_records(
     g: Graph, batch: int, tuning: Any, target: Any, module: Any = None
 ) -> dict[str, str]:
@@ -361,17 +425,19 @@ def build_relax(
     library: str = "model.so",
     tuning: Any = None,
     module: Any = None,
+    winograd: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Lower, compile and export `g` (or the Relax `module` given: a model file's, from its
     TFLite form) to out_dir/<library> with its call plan; returns facts about the build
-    (functions, calls, tuned functions, the schedule each function got)."""
+    (functions, calls, tuned functions, the schedule each function got). `winograd`: the convs
+    computed by Winograd ({winograd.problem_key: m}, winograd_convs)."""
     import tvm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned: dict[str, str] = {}
     chosen: dict[str, str] = {}
     source = module if module is not None else relax_module(g, batch, g.weights())
-    mod = to_primfuncs(source, fuse)
+    mod = to_primfuncs(winograd_convs(source, winograd or {}), fuse)
     mod = schedule_module(mod, tuning, target, tuned, chosen)
     plan = call_plan(mod)
     ex = tvm.compile(mod, target=target)

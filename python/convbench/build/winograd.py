@@ -35,6 +35,9 @@ __all__ = [
     "ROWS",
     "TILES",
     "WINOGRAD_VERSION",
+    "conv_primfunc",
+    "problem_key",
+    "transform_weights",
     "u_shape",
     "winograd_applicable",
     "winograd_module",
@@ -257,6 +260,38 @@ def _schedule(func: Any, m: int, vc: int, vk: int) -> Any:
     sch.unroll(j)
     sch.vectorize(ki)
     return sch.mod["main"].with_attr("global_symbol", "main")
+
+
+def problem_key(input_shape: Any, cout: int, pads: Any) -> str:
+    """A conv's identity across builds (a single conv's workload, a layer of a model's Relax
+    module): input NHWC, output channels and explicit pads ((top, bottom), (left, right))."""
+    (pt, pb), (pl, pr) = pads
+    return "x".join(str(int(d)) for d in input_shape) + f"-{int(cout)}-p{pt},{pb},{pl},{pr}"
+
+
+def transform_weights(weight: Any, m: int) -> Any:
+    """`weight_transform` in numpy (float64, rounded once to float32): the U a model build
+    keeps as a constant, so a model pays the transform at build time, as a loaded kernel
+    pays it once at load."""
+    import numpy as np
+
+    _, _, g_mat = _matrices(m)
+    g = np.asarray(g_mat, np.float64)
+    _, _, cin, cout = weight.shape
+    kp = -(-cout // KB) * KB
+    w = np.zeros((3, 3, cin, kp))
+    w[..., :cout] = weight
+    u = np.einsum("er,rsck,ns->enck", g, w, g)  # (G g Gᵀ) per (c, k)
+    u = u.reshape(m + 2, m + 2, cin, kp // KB, KB).transpose(0, 1, 3, 2, 4)
+    return np.ascontiguousarray(u, dtype=np.float32)
+
+
+def conv_primfunc(w: ConvWorkload, m: int) -> Any:
+    """`main` of w's Winograd kernel as a scheduled PrimFunc for a model build: marked with its
+    schedule (`convbench.schedule`, which build.relax keeps) and as opaque, so that Relax's
+    fusion leaves it whole."""
+    func = _conv(w, m).without_attr("global_symbol")
+    return func.with_attr("convbench.schedule", winograd_tag(w, m)).with_attr("op_pattern", 8)
 
 
 def winograd_module(w: ConvWorkload, m: int) -> Any:

@@ -59,6 +59,8 @@ def record_row(r: Record) -> list[str]:
         flags.append("unpinned")
     if r.algorithm and r.algorithm != "direct":
         flags.append(f"{r.algorithm} (effective GFLOP/s)")
+    elif r.schedule and "winograd" in r.schedule:  # a model build with Winograd layers
+        flags.append("winograd layers (effective GFLOP/s)")
     return [
         r.workload,
         str(r.batch),

@@ -250,11 +250,19 @@ _VEC = 16
 
 def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
     """(signature, FLOPs per output channel) of a conv function call of the TVM build, from its
-    argument shapes: the weights are its 4-D constant argument (HWIO in every build), the output
-    its last. FLOPs count per output channel: the caller knows how many the layer keeps."""
+    argument shapes: the weights are its 4-D constant argument (HWIO in every build; a Winograd
+    call's are its 5-D transformed ones, of a 3x3 conv), the output its last. FLOPs count per
+    output channel: the caller knows how many the layer keeps."""
     args = call.get("args")
     if "conv2d" not in call["func"] or not args:
         return None
+    n, oh, ow, out_c = call["shape"]
+    if "winograd" in call["func"]:  # weights transformed: U [a, a, K/KB, C, KB], a 3x3 conv
+        u = [shape for kind, shape in args if kind == "const" and len(shape) == 5]
+        if not u:
+            return None
+        per_channel, cout = 9 * int(u[0][3]), int(out_c)
+        return _conv_signature(oh, ow, per_channel, cout), 2 * n * oh * ow * per_channel
     weights = [shape for kind, shape in args if kind == "const" and len(shape) == 4]
     if not weights:
         return None
@@ -262,7 +270,6 @@ def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
     for d in weights[0]:
         elements *= int(d)
     cout = int(weights[0][-1])
-    n, oh, ow, _ = call["shape"]
     per_channel = elements // cout
     return _conv_signature(oh, ow, per_channel, cout), 2 * n * oh * ow * per_channel
 
