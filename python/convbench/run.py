@@ -818,7 +818,8 @@ class Runner:
 
     def _remote_kernel(self, cache: KernelCache, cell: Cell) -> BuiltKernel | None:
         """The cell's kernel built for the remote's target (the tuning database looked up under
-        that target), once per workload, thread count and fusion."""
+        that target), once per workload, thread count and fusion; the algorithm is the one the
+        run chose here (its probe ran on this machine)."""
         w, t = cell.workload, cell.threads
         fuse = cell.path != "native-unfused"
         key = (w.key, t if fuse else None, fuse)
@@ -829,10 +830,20 @@ class Runner:
             if isinstance(w, ModelWorkload):
                 gd = self.graph_defs.get(w.key)
                 tflite = gd.with_suffix(".tflite") if (w.from_file and gd is not None) else None
-                k = cache.model(w, fuse, threads=t if fuse else None, tflite=tflite)
+                k = cache.model(
+                    w,
+                    fuse,
+                    threads=t if fuse else None,
+                    tflite=tflite,
+                    winograd=self._model_winograd(w),
+                )
             else:
                 assert isinstance(w, ConvWorkload)
-                k = cache.conv(w, t)
+                local = self.kernels.get((w.key, t))
+                if local is not None and local.algorithm.startswith("winograd-"):
+                    k = cache.winograd(w, int(local.algorithm.split("-")[1]))  # as chosen here
+                else:
+                    k = cache.conv(w, t)
         except Exception as e:
             self._error("build", where, f"{type(e).__name__}: {e}")
             k = None
