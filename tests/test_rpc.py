@@ -216,3 +216,51 @@ def test_tune_measures_candidates_and_the_duel_on_the_servers(convbench, cluster
     # candidate into a session: the server logs it), spread over both servers
     loads = [(tmp_path / f"server{i}.log").read_text().count("load_module") for i in range(2)]
     assert sum(loads) >= summary["records"], loads
+
+
+def test_a_plain_tvm_server_runs_the_evaluator_only(convbench, tiny_shapes, cluster, tmp_path):
+    """A server without convbench (TVM's own `python -m tvm.exec.rpc_server`): TVM's evaluator
+    of single convs runs there (a Winograd kernel's weights transformed there), the other TVM
+    cells are left out with a warning."""
+    port, _ = cluster
+    first = _free_port()
+    plain = subprocess.Popen(
+        [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1"]
+        + ["--port", str(first), "--port-end", str(first + 100)]
+        + ["--tracker", f"127.0.0.1:{port}", "--key", "plain", "--custom-addr", "127.0.0.1"],
+        stdout=(tmp_path / "plain.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out = tmp_path / "plain.json"
+        proc = convbench(
+            "--shapes",
+            str(tiny_shapes),
+            "--threads",
+            "1",
+            *QUICK,
+            "--paths",
+            "tvm/native,tvm/evaluator",
+            "--algos",
+            "winograd",  # tiny_same's kernel takes transformed weights
+            "--rpc",
+            f"127.0.0.1:{port}",
+            "--rpc-key",
+            "plain",
+            "--json",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        doc = json.loads(out.read_text())
+        assert doc["remote"]["convbench"] is None
+        got = {(r["workload"], r["path"]): r for r in doc["records"]}
+        assert set(got) == {("tiny_same", "evaluator"), ("tiny_logits", "evaluator")}
+        assert got["tiny_same", "evaluator"]["algorithm"].startswith("winograd-")
+        assert all(r["device"].startswith("plain:") for r in got.values())
+        assert any("plain TVM servers" in w for w in doc["warnings"])
+    finally:
+        _stop(plain)

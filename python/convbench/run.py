@@ -186,6 +186,22 @@ def measure_task(
     )
 
 
+def _where(cell: Cell, repetition: int) -> dict[str, Any]:
+    """A cell's place in an error entry."""
+    w = cell.workload
+    where = {
+        "workload": w.name,
+        "batch": w.batch,
+        "threads": cell.threads,
+        "backend": cell.backend,
+        "path": cell.path,
+        "repetition": repetition + 1,
+    }
+    if cell.cache != "warm":
+        where["cache"] = cell.cache
+    return where
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("apache-tvm", "apache-tvm-ffi", "tensorflow-cpu", "tensorflow", "numpy"):
@@ -664,16 +680,7 @@ class Runner:
         """One process measuring one cell; the cell's record pools every process so far."""
         w = cell.workload
         plan: CpuPlan = plan_cpus(cell.threads, self.available)
-        where = {
-            "workload": w.name,
-            "batch": w.batch,
-            "threads": cell.threads,
-            "backend": cell.backend,
-            "path": cell.path,
-            "repetition": repetition + 1,
-        }
-        if cell.cache != "warm":
-            where["cache"] = cell.cache
+        where = _where(cell, repetition)
         if plan.oversubscribed:
             self._warn(
                 f"{cell.threads} threads on {plan.available} available CPUs: cells with "
@@ -859,14 +866,7 @@ class Runner:
         peaks: dict[str, float],
     ) -> None:
         w = cell.workload
-        where = {
-            "workload": w.name,
-            "batch": w.batch,
-            "threads": cell.threads,
-            "backend": cell.backend,
-            "path": cell.path,
-            "repetition": rep + 1,
-        }
+        where = _where(cell, rep)
         if result is None:
             self._error("measure", where, f"remote: {error}")
             return

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_PROFILED_CALLS",
     "check_conv",
     "conv_kernel",
+    "evaluator_timing",
     "measure_conv_tf",
     "measure_conv_tvm",
     "overhead",
@@ -91,32 +92,37 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
         loop = CyLoop(kernel.native.function_handle, arrays, kernel.native)
         return time_run_n(loop.run_n, config)
     if path == "evaluator":
-        import time
-
         import tvm
         import tvm_ffi
 
         mod = tvm.runtime.load_module(str(kernel.path))
         # The very arrays the native loop times (no copies: a copy is other memory, placed and
-        # aligned otherwise), and the same warm-up, by count and by time, before TVM's loop.
-        tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
-        f = mod["main"]
-        t0, calls = time.perf_counter(), 0
-        while calls < config.warmup_iters or time.perf_counter() - t0 < config.warmup_s:
-            f(*tensors)
-            calls += 1
-        evaluator = mod.time_evaluator(
-            "main",
-            tvm.cpu(0),
-            number=1,
-            repeat=config.samples,
-            min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
-            repeats_to_cooldown=0,
-        )
-        results = list(evaluator(*tensors).results)
-        # TVM reports wall time only: no CPU clocks for this path.
-        return Timing(0, results, [], [], -1, -1, calls)
+        # aligned otherwise).
+        return evaluator_timing(mod, tvm.cpu(0), [tvm_ffi.from_dlpack(x) for x in arrays], config)
     raise ValueError(f"unknown TVM path {path!r}")
+
+
+def evaluator_timing(mod: Any, dev: Any, tensors: list[Any], config: RunConfig) -> Timing:
+    """`main` of a loaded module (here, or in an RPC session) timed by TVM's time_evaluator,
+    after the same warm-up as the native loop's, by count and by time. TVM reports wall time
+    only: no CPU clocks for this path."""
+    import time
+
+    f = mod["main"]
+    t0, calls = time.perf_counter(), 0
+    while calls < config.warmup_iters or time.perf_counter() - t0 < config.warmup_s:
+        f(*tensors)
+        calls += 1
+    evaluator = mod.time_evaluator(
+        "main",
+        dev,
+        number=1,
+        repeat=config.samples,
+        min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
+        repeats_to_cooldown=0,
+    )
+    results = [float(r) for r in evaluator(*tensors).results]
+    return Timing(0, results, [], [], -1, -1, calls)
 
 
 def _cold(task: MeasureTask) -> int:
@@ -163,7 +169,7 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     data, hwio = conv_inputs(w, task.seed)
     # done once, as oneDNN reorders weights when it creates a primitive; timed apart
     weight, transform_s = kernel.prepare(hwio, runs=TRANSFORM_RUNS)
-    extra: dict[str, Any] = {"algorithm": task.algorithm}
+    extra: dict[str, Any] = {}
     if transform_s is not None:
         extra["weight_transform_s"] = transform_s
     out = kernel.new_output()

@@ -76,6 +76,7 @@ def make_record(task: MeasureTask, timing: Timing, **extra: Any) -> Record:
         other_threads_cpus=other_threads_cpus(),
         schedule=task.schedule,
         tuned=task.tuned,
+        algorithm=task.algorithm if task.backend == "tvm" and w.kind == "conv" else None,
     )
     fields.update(extra)
     return Record(**fields)

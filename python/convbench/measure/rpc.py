@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from ..build.target import TRIPLE
+from ..build.winograd import u_shape
 from ..cpus import plan_cpus
 from ..native.harness import Timing
 from ..spec.arrays import conv_inputs
 from ..spec.conv import ConvWorkload
+from .conv_handlers import evaluator_timing
 from .process import make_record
 from .tasks import MeasureTask, TimeFuncTask
 
@@ -312,30 +314,23 @@ def time_remote(
 
 
 def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
+    """A plain TVM server's tvm/evaluator: the pool sized by TVM's kBig mode (RPC does not carry
+    a CPU list), a Winograd kernel's weights transformed there once, then as locally."""
     import tvm
 
-    w, config = task.workload, task.config
+    w = task.workload
     assert isinstance(w, ConvWorkload)
     dev = sess.cpu(0)
     sess.get_function("runtime.config_threadpool")(1, task.threads)
     data, weight = conv_inputs(w, seed=task.seed)
-    arrays = [data, weight, np.zeros(w.output_shape, np.float32)]
-    tensors = [tvm.runtime.tensor(a, device=dev) for a in arrays]
-    f = mod["main"]
-    t0, calls = time.perf_counter(), 0
-    while calls < config.warmup_iters or time.perf_counter() - t0 < config.warmup_s:
-        f(*tensors)
-        calls += 1
-    evaluator = mod.time_evaluator(
-        "main",
-        dev,
-        number=1,
-        repeat=config.samples,
-        min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
-        repeats_to_cooldown=0,
-    )
-    results = [float(r) for r in evaluator(*tensors).results]
-    return Timing(0, results, [], [], -1, -1, calls)
+    tensors = [tvm.runtime.tensor(a, device=dev) for a in (data, weight)]
+    if task.algorithm != "direct":
+        m = int(task.algorithm.split("-")[1])
+        u = tvm.runtime.tensor(np.zeros(u_shape(w, m), np.float32), device=dev)
+        mod["weight_transform"](tensors[1], u)
+        tensors[1] = u
+    tensors.append(tvm.runtime.tensor(np.zeros(w.output_shape, np.float32), device=dev))
+    return evaluator_timing(mod, dev, tensors, task.config)
 
 
 def set_remote_threads(sess: Any, threads: int) -> None:
