@@ -112,6 +112,10 @@ def test_a_run_through_the_tracker_uses_both_servers(convbench, tiny_shapes, clu
     remote = json.loads((tmp_path / "remote.json").read_text())
     assert remote["remote"]["key"] == KEY and remote["remote"]["servers"] == 2
     assert remote["remote"]["convbench"] and remote["remote"]["peak"]["1"] > 0
+    from convbench.version import code_digest
+
+    assert remote["remote"]["convbench_code"] == code_digest()  # the servers run this code
+    assert not any("is not this one" in w for w in remote["warnings"])
     assert 0 < remote["time"]["remote_cells_wall_s"] < remote["time"]["wall_s"]
     tvm = [r for r in remote["records"] if r["backend"] == "tvm"]
     assert tvm and all(r["device"] and r["device"].startswith(KEY) for r in tvm)

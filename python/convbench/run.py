@@ -56,7 +56,7 @@ from .results.record import UNSTABLE_CV, Record, pool_processes
 from .spec.conv import ConvSpec, ConvWorkload
 from .spec.model import ModelSpec, ModelWorkload, histogram_mismatch, model_workloads
 from .spec.workload import Workload
-from .version import __version__
+from .version import __version__, code_digest
 
 __all__ = ["Cell", "RunOptions", "RunPlan", "Runner", "library_versions", "measure_task"]
 
@@ -756,6 +756,12 @@ class Runner:
             "peak": peaks,
             "tf": "here (locally)" if self.options.tf else "not run (--no-tf)",
         }
+        if info.get("convbench") and info.get("convbench_code") != code_digest():
+            self._warn(
+                f"the remote's convbench ({info['convbench']}, code {info.get('convbench_code')})"
+                f" is not this one ({__version__}, code {code_digest()}): a task it cannot read "
+                "fails its cell; install the same convbench there and restart its servers"
+            )
         if not info.get("convbench"):
             kept = [(r, c) for r, c in cells if c.workload.kind == "conv" and c.path == "evaluator"]
             if len(kept) < len(cells):

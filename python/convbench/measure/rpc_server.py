@@ -31,7 +31,7 @@ from typing import Any
 
 from ..build.target import host_cpu_name, host_triple
 from ..cpus import allowed_cpus, cpu_model, plan_cpus
-from ..version import __version__
+from ..version import __version__, code_digest
 from .pool import WorkerError, run_worker
 from .tasks import MeasureTask, PeakTask, TimeFuncTask, task_from_json
 
@@ -44,6 +44,7 @@ def server_info(cpus: list[int]) -> dict[str, Any]:
 
     return {
         "convbench": __version__,
+        "convbench_code": code_digest(),
         "tvm": tvm.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
