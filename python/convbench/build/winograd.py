@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import tvm
-from tvm import te
-
 from ..spec.conv import ConvWorkload
+
+# TVM is imported inside the functions that build: a worker that only needs u_shape (to load a
+# kernel through the harness) does not pay for importing TVM's compiler.
 
 __all__ = [
     "KB",
@@ -85,6 +85,8 @@ def _matrices(m: int) -> tuple[Any, Any, Any]:
 
 def _lincomb(coefs: Any, terms: list[Any]) -> Any:
     """sum(coefs[i] * terms[i]): zero coefficients dropped, +-1 without a multiply."""
+    import tvm
+
     out = None
     for c, t in zip(coefs, terms, strict=True):
         c = float(c)
@@ -101,6 +103,8 @@ def _lincomb(coefs: Any, terms: list[Any]) -> Any:
 
 def _select(idx: Any, exprs: list[Any]) -> Any:
     """exprs[idx] for a loop variable: folds to one expression once idx's loop is unrolled."""
+    import tvm
+
     out = exprs[-1]
     for v in range(len(exprs) - 2, -1, -1):
         out = tvm.tirx.Select(idx == v, exprs[v], out)
@@ -108,6 +112,9 @@ def _select(idx: Any, exprs: list[Any]) -> Any:
 
 
 def _weight_transform(w: ConvWorkload, m: int) -> Any:
+    import tvm
+    from tvm import te
+
     a = m + 2
     _, _, g_mat = _matrices(m)
     cin, cout = w.input_shape[3], w.output_shape[3]
@@ -146,6 +153,9 @@ def _vec(n: int) -> int:
 
 
 def _conv(w: ConvWorkload, m: int) -> Any:
+    import tvm
+    from tvm import te
+
     a = m + 2
     a_mat, b_mat, _ = _matrices(m)
     n_img, h_in, w_in, cin = w.input_shape
@@ -204,6 +214,8 @@ def _conv(w: ConvWorkload, m: int) -> Any:
 
 
 def _schedule(func: Any, m: int, vc: int, vk: int) -> Any:
+    import tvm
+
     sch = tvm.s_tir.Schedule(func)
     # 1. input transform: parallel over tiles, both passes per (tile, vc channels) local
     bd, v = sch.get_sblock("Bd"), sch.get_sblock("V")
@@ -296,6 +308,8 @@ def conv_primfunc(w: ConvWorkload, m: int) -> Any:
 
 def winograd_module(w: ConvWorkload, m: int) -> Any:
     """The IRModule of `w`'s Winograd kernel with tile size m: `weight_transform` and `main`."""
+    import tvm
+
     why = winograd_applicable(w)
     if why is not None:
         raise ValueError(f"{w.name}: no Winograd kernel: {why}")
