@@ -715,13 +715,17 @@ class Runner:
         if result is None:
             return None
         record = Record.from_json(result).with_peak(self.doc.peak_gflops(cell.threads))
-        key = (w.key, cell.threads, cell.backend, cell.path, cell.cache)
+        self._add_record(cell, record)
+        return record
+
+    def _add_record(self, cell: Cell, record: Record) -> None:
+        """One process's record of a cell: pooled with the cell's others, shown, saved."""
+        key = (cell.workload.key, cell.threads, cell.backend, cell.path, cell.cache)
         self.processes.setdefault(key, []).append(record)
         self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
         self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
         self.reporter.record(record)
         self.save()
-        return record
 
     # --- remote devices ------------------------------------------------------------------------
     def measure_remote(self, schedule: list[tuple[int, Cell]]) -> None:
@@ -871,18 +875,11 @@ class Runner:
         error: str | None,
         peaks: dict[str, float],
     ) -> None:
-        w = cell.workload
-        where = _where(cell, rep)
         if result is None:
-            self._error("measure", where, f"remote: {error}")
+            self._error("measure", _where(cell, rep), f"remote: {error}")
             return
         record = Record.from_json(result).with_peak(peaks.get(str(cell.threads)))
-        key = (w.key, cell.threads, cell.backend, cell.path, cell.cache)
-        self.processes.setdefault(key, []).append(record)
-        self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
-        self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
-        self.reporter.record(record)
-        self.save()
+        self._add_record(cell, record)
 
     # --- per-layer tables and the analysis ----------------------------------------------------
     def layers(self, w: ModelWorkload, threads: int) -> None:
