@@ -25,7 +25,7 @@ from typing import Any
 from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name, llvm_target
 from .build.tuning_db import TuningDatabase
-from .build.winograd import TILES, problem_key, winograd_applicable
+from .build.winograd import TILES, problem_key, tile_of, winograd_applicable
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .frameworks.numerics import winograd_rtol
 from .host import state, state_warnings
@@ -617,9 +617,10 @@ class Runner:
                     continue
                 best = min(times, key=lambda a: times[a])
                 self.kernels[(w.key, t)] = next(k for k in candidates if k.algorithm == best)
-                if t == self.options.threads[0] and best != "direct":
+                m = tile_of(best)
+                if t == self.options.threads[0] and m is not None:
                     key = problem_key(w.input_shape, w.output_shape[3], w.spec.pads)
-                    self.winograd_problems[key] = int(best.split("-")[1])
+                    self.winograd_problems[key] = m
                 entry = {
                     "workload": w.name,
                     "batch": w.batch,
@@ -811,7 +812,7 @@ class Runner:
 
     def _remote_peaks(self, sess: Any, info: dict[str, Any]) -> dict[str, float]:
         """The remote's fp32 roof per thread count (convbench's server only), for %peak."""
-        from .measure.rpc import CellError
+        from .measure.rpc import remote_task
 
         out: dict[str, float] = {}
         if not info.get("convbench"):
@@ -819,16 +820,7 @@ class Runner:
         for t in self.options.threads:
             cpus = plan_cpus(t, info["cpus"]).cpus
             try:
-                answer = json.loads(
-                    str(
-                        sess.get_function("convbench.measure")(
-                            json.dumps(PeakTask(cpus=list(cpus)).to_json()), 60.0
-                        )
-                    )
-                )
-                if not answer["ok"]:
-                    raise CellError(answer["error"])
-                out[str(t)] = float(answer["result"]["gflops"])
+                out[str(t)] = float(remote_task(sess, PeakTask(cpus=list(cpus)), 60.0)["gflops"])
             except Exception as e:  # noqa: BLE001 - no %peak for the remote, said why
                 self._error("peak", {"threads": t, "remote": True}, f"{type(e).__name__}: {e}")
         return out
@@ -857,10 +849,8 @@ class Runner:
             else:
                 assert isinstance(w, ConvWorkload)
                 local = self.kernels.get((w.key, t))
-                if local is not None and local.algorithm.startswith("winograd-"):
-                    k = cache.winograd(w, int(local.algorithm.split("-")[1]))  # as chosen here
-                else:
-                    k = cache.conv(w, t)
+                m = tile_of(local.algorithm) if local is not None else None
+                k = cache.conv(w, t) if m is None else cache.winograd(w, m)  # as chosen here
         except Exception as e:
             self._error("build", where, f"{type(e).__name__}: {e}")
             k = None

@@ -37,6 +37,7 @@ __all__ = [
     "WINOGRAD_VERSION",
     "conv_primfunc",
     "problem_key",
+    "tile_of",
     "transform_weights",
     "u_shape",
     "winograd_applicable",
@@ -48,6 +49,17 @@ WINOGRAD_VERSION = "winograd-nhwc-v1"
 TILES = (2, 4)  # output tile sizes m built and compared: F(2x2, 3x3) and F(4x4, 3x3)
 ROWS = 8  # GEMM register tile: ROWS tiles x KB output channels
 KB = 32  # output channels per GEMM block (two zmm vectors)
+
+
+def tile_of(algorithm: str) -> int | None:
+    """The tile size m of an algorithm name ("winograd-<m>"); None for "direct"; ValueError for
+    anything else."""
+    if algorithm == "direct":
+        return None
+    kind, _, m = algorithm.partition("-")
+    if kind != "winograd" or not m.isdigit():
+        raise ValueError(f"unknown conv algorithm {algorithm!r}")
+    return int(m)
 
 
 def winograd_applicable(w: ConvWorkload) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from ..build.winograd import u_shape
+from ..build.winograd import tile_of, u_shape
 from ..frameworks.numerics import relative_error
 from ..frameworks.onednn import MARK, parse_verbose, per_call_times
 from ..frameworks.tf_conv import configure_tf, tf_conv_callables, tf_reference
@@ -146,12 +146,8 @@ def _fresh_copy(a: np.ndarray) -> np.ndarray:
 def conv_kernel(path: str, w: ConvWorkload, algorithm: str = "direct") -> ConvKernel:
     """The exported kernel of `w` for its algorithm: "direct" (HWIO weights), "winograd-<m>"
     (weights transformed when it is loaded)."""
-    if algorithm == "direct":
-        return ConvKernel(path, w)
-    kind, _, m = algorithm.partition("-")
-    if kind != "winograd" or not m.isdigit():
-        raise ValueError(f"unknown conv algorithm {algorithm!r}")
-    return ConvKernel(path, w, u_shape(w, int(m)))
+    m = tile_of(algorithm)
+    return ConvKernel(path, w) if m is None else ConvKernel(path, w, u_shape(w, m))
 
 
 # The weight transform's time is the median of this many runs, taken when the kernel is loaded.

@@ -19,7 +19,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from ..build.target import TRIPLE
-from ..build.winograd import u_shape
+from ..build.winograd import tile_of, u_shape
 from ..cpus import plan_cpus
 from ..native.harness import Timing
 from ..spec.arrays import conv_inputs
 from ..spec.conv import ConvWorkload
 from .conv_handlers import evaluator_timing
 from .process import make_record
-from .tasks import MeasureTask, TimeFuncTask
+from .tasks import MeasureTask, Task, TimeFuncTask
 
 __all__ = [
     "CellError",
@@ -42,6 +42,7 @@ __all__ = [
     "RemoteDevices",
     "RpcError",
     "parse_address",
+    "remote_task",
     "run_evaluator_on_threads",
     "set_remote_threads",
 ]
@@ -80,9 +81,8 @@ class RemoteCell:
 class RemoteDevices:
     """The servers under `key` at the tracker `host:port`."""
 
-    def __init__(self, host: str, port: int, key: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, host: str, port: int, key: str) -> None:
         self.host, self.port, self.key = host, port, key
-        self.timeout_s = timeout_s
         self.tracker = self._connect()
         # a tracker connection is one socket with a request-answer protocol: two threads asking
         # at once tore it ("connection reset"); each thread asks on a connection of its own
@@ -116,7 +116,7 @@ class RemoteDevices:
         return n
 
     def session(self) -> Any:
-        """A session on one free server under the key (waits for one, up to timeout_s)."""
+        """A session on one free server under the key (the tracker's request, retried 3 times)."""
         tracker = getattr(self._local, "tracker", None)
         if tracker is None:
             tracker = self._local.tracker = self._connect()
@@ -286,12 +286,7 @@ def time_remote(
         if remote_name not in loaded:
             sess.upload(str(lib), remote_name)
             loaded[remote_name] = None  # uploaded; the worker there loads it
-        answer = json.loads(
-            str(sess.get_function("convbench.measure")(json.dumps(task.to_json()), cell.timeout_s))
-        )
-        if not answer["ok"]:
-            raise CellError(answer["error"])
-        return dict(answer["result"])
+        return remote_task(sess, task, cell.timeout_s)
     if not (
         isinstance(task, MeasureTask)
         and isinstance(task.workload, ConvWorkload)
@@ -313,6 +308,17 @@ def time_remote(
     return make_record(task, timing, other_threads_cpus=[]).to_json()
 
 
+def remote_task(sess: Any, task: Task, timeout_s: float) -> dict[str, Any]:
+    """A measuring task run by convbench's server in the session (`convbench.measure`): its
+    result, or CellError with the server's reason."""
+    answer = json.loads(
+        str(sess.get_function("convbench.measure")(json.dumps(task.to_json()), timeout_s))
+    )
+    if not answer["ok"]:
+        raise CellError(answer["error"])
+    return dict(answer["result"])
+
+
 def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
     """A plain TVM server's tvm/evaluator: the pool sized by TVM's kBig mode (RPC does not carry
     a CPU list), a Winograd kernel's weights transformed there once, then as locally."""
@@ -324,8 +330,8 @@ def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
     sess.get_function("runtime.config_threadpool")(1, task.threads)
     data, weight = conv_inputs(w, seed=task.seed)
     tensors = [tvm.runtime.tensor(a, device=dev) for a in (data, weight)]
-    if task.algorithm != "direct":
-        m = int(task.algorithm.split("-")[1])
+    m = tile_of(task.algorithm)
+    if m is not None:
         u = tvm.runtime.tensor(np.zeros(u_shape(w, m), np.float32), device=dev)
         mod["weight_transform"](tensors[1], u)
         tensors[1] = u
@@ -368,6 +374,3 @@ def _server_key(info: dict[str, Any]) -> str:
 def _first(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:300] if text else type(e).__name__
-
-
-Progress = Callable[[str], None]
