@@ -236,7 +236,8 @@ class KernelCache:
             desc = {**desc, "tflite_sha256": digest}
         if fuse and threads is not None and self.tuning is not None:
             t_target = with_cores(self.target, threads)
-            tuned = relax.tuned_records(mw.graph, mw.batch, self.tuning, t_target, module)
+            keys = self._fused_keys(mw, desc, module)
+            tuned = relax.tuned_records(mw.graph, mw.batch, self.tuning, t_target, module, keys)
             if tuned:
                 target, tuning = t_target, self.tuning
         schedule = f"{schedules.SCHEDULE_VERSION}:relax-{'fused' if fuse else 'unfused'}"
@@ -266,6 +267,25 @@ class KernelCache:
         if tuned:
             built = dataclasses.replace(built, tuned_from=f"{len(tuned)} functions")
         return built
+
+    def _fused_keys(self, mw: ModelWorkload, desc: dict[str, Any], module: Any) -> list[str]:
+        """relax.fused_keys of a cut, kept beside the kernels (lowering a whole model to find
+        them costs seconds, at every thread count of every run)."""
+        identity = self._identity(f"{mw.key}-fused-keys", desc, "fused-keys", None)
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        path = self.root / "fused-keys" / f"{_safe(mw.key)}-{key}.json"
+        try:
+            keys = json.loads(path.read_text())
+            if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+                return keys
+        except (OSError, ValueError):
+            pass
+        keys = relax.fused_keys(mw.graph, mw.batch, module)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(keys))
+        os.replace(tmp, path)
+        return keys
 
     def _get(
         self,

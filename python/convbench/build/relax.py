@@ -355,12 +355,27 @@ def winograd_convs(mod: Any, choices: dict[str, int]) -> Any:
     return rewrite.builder_.get()
 
 
+def fused_keys(g: Graph, batch: int, module: Any = None) -> list[str]:
+    """The func_keys of the fused functions of `g` (or of the Relax `module` given, a model
+    file's): what the tuning database keys them by."""
+    source = module if module is not None else relax_module(g, batch, g.weights())
+    return sorted(distinct_functions(to_primfuncs(source, fuse=True)))
+
+
 def tuned_records(
-    g: Graph, batch: int, tuning: Any, target: Any, module: Any = None
+    g: Graph,
+    batch: int,
+    tuning: Any,
+    target: Any,
+    module: Any = None,
+    keys: list[str] | None = None,
 ) -> dict[str, str]:
     """{func_key: trace digest} of the fused functions of `g` (or of the Relax `module` given,
-    a model file's) that the database has a winning tuned schedule for at `target`."""
-
+    a model file's) that the database has a winning tuned schedule for at `target`. `keys`:
+    their func_keys, known already (fused_keys): where the database's files show a schedule
+    for none of them, the model is not lowered at all."""
+    if keys is not None and not any(tuning.may_have(k, target) for k in keys):
+        return {}
     source = module if module is not None else relax_module(g, batch, g.weights())
     mod = to_primfuncs(source, fuse=True)
     out = {}

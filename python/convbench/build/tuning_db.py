@@ -169,6 +169,24 @@ class TuningDatabase:
         duel found it faster than the default schedule (uses_tuned)."""
         return self.lookup_key(workload_key(w), target, mod, honour_summary)
 
+    def may_have(self, key: str, target: Any) -> bool:
+        """Whether lookup_key(key, target, ...) can find a schedule a build uses, from the
+        files alone (no module to compile): a root with the task's records and a finished duel
+        the tuned schedule won, before any root whose finished duel it lost."""
+        for root in self.roots:
+            d = task_dir(root, key, target)
+            if not (
+                (d / "database_workload.json").exists()
+                and (d / "database_tuning_record.json").exists()
+            ):
+                continue
+            summary = read_summary(d)
+            if uses_tuned(summary):
+                return True
+            if summary:
+                return False
+        return False
+
     def lookup_key(
         self, key: str, target: Any, mod: Any, honour_summary: bool = True
     ) -> TunedSchedule | None:
