@@ -12,6 +12,7 @@ from convbench.build.plan import LayerPlan
 from convbench.results.analysis import (
     conv_prediction,
     cross_checks,
+    framework_shares,
     inconsistencies,
     ladder,
     layer_table,
@@ -87,6 +88,29 @@ def test_wrappers_faster_than_their_rung_and_a_floor_above_native_are_left_out()
     assert inconsistencies(noisy) == {}
 
 
+def test_the_evaluator_is_checked_against_the_native_samples_alternated_with_its_own() -> None:
+    import dataclasses
+
+    # the native cell's processes ran slower (another load on the machine) than the
+    # evaluator's: 25% apart as cells, while the alternated pairs agree within 1%
+    ev = dataclasses.replace(
+        rec("tvm", "evaluator", 100.0, cv=0.01),
+        wall_samples_s=[100e-6, 101e-6, 99e-6, 100e-6],
+        paired_native_s=[100.5e-6, 100.8e-6, 99.4e-6, 100.2e-6],
+    )
+    records = [rec("tvm", "native", 125.0, cv=0.01), ev]
+    assert ev.paired_native_median_s == pytest.approx(100.35e-6)
+    assert inconsistencies(records) == {}
+    # and the pairs disagreeing beyond the tolerance marks the evaluator, naming the pairs
+    bad = dataclasses.replace(ev, paired_native_s=[t * 1.2 for t in ev.paired_native_s])
+    (why,) = inconsistencies([records[0], bad]).values()
+    assert "alternated with the evaluator" in why and "differ by 20%" in why
+    # without pairs (an older file, a plain RPC server), the two cells' medians are compared
+    plain = dataclasses.replace(ev, paired_native_s=None)
+    (why,) = inconsistencies([records[0], plain]).values()
+    assert "tvm/native (125.00 us)" in why
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_the_ladder_never_goes_negative_on_random_records(seed: int) -> None:
     import numpy as np
@@ -110,6 +134,107 @@ def test_the_ladder_never_goes_negative_on_random_records(seed: int) -> None:
             records.append(rec(backend, path, float(rng.uniform(1, 100)), workload=w))
     entries = ladder(records, floor_s=float(rng.uniform(0, 50e-6)))
     assert all(x >= 0 for x in _all_figures(entries))
+
+
+def _shares(entries: list[dict]) -> dict[str, dict]:
+    return {e["backend"]: e for e in entries}
+
+
+def test_framework_shares_take_each_path_over_the_kernel_in_its_own_chain() -> None:
+    # a default run's conv_54x6x256 at 1 thread: TF's graph paths beat the kernel profiled
+    # inside the eager op (they run a kernel of their own), and tvm/python beat tvm/native
+    records = [
+        rec("tvm", "native", 670.0),
+        rec("tvm", "cython", 700.0),
+        rec("tvm", "python", 640.0),
+        rec("tf", "kernel", 1658.0, cv=0.03),
+        rec("tf", "native", 2248.0, cv=0.15),
+        rec("tf", "native-graph", 1432.0, cv=0.03),
+        rec("tf", "eager", 2275.0, cv=0.17),
+        rec("tf", "function", 2381.0, cv=0.16),
+        rec("tf", "session", 1518.0, cv=0.05),
+        rec("tf", "session-feedless", 2363.0, cv=0.03),
+    ]
+    floor = 3e-9
+    e = _shares(framework_shares(records, floor, {"w": "conv"}))
+    tvm, tf = e["tvm"], e["tf"]
+    kernel = 670e-6 - floor
+    assert tvm["kernel_us"] == pytest.approx(kernel * 1e6)
+    assert tvm["shares"]["native"] == pytest.approx(floor / 670e-6)
+    assert tvm["shares"]["cython"] == pytest.approx((700e-6 - kernel) / 700e-6)
+    assert "python" not in tvm["shares"] and tvm["contradicts"] == ["python"]
+    assert "faster than tvm/native less the harness's floor" in tvm["excluded"]["python"]
+    # TF: the eager op's chain over oneDNN's profile, the graph's wrappers over native-graph
+    assert tf["kernel_us"] == pytest.approx(1658)
+    for path, t in (("native", 2248), ("eager", 2275), ("function", 2381)):
+        assert tf["shares"][path] == pytest.approx((t - 1658) / t)
+    for path, t in (("session", 1518), ("session-feedless", 2363)):
+        assert tf["shares"][path] == pytest.approx((t - 1432) / t)
+        assert tf["over"][path] == "tf/native-graph"
+    assert "native-graph" not in tf["shares"] and "excluded" not in tf
+    # a graph call that beat its own wrapper's floor is left out too, never negative
+    records[8] = rec("tf", "session", 1200.0, cv=0.01)
+    tf = _shares(framework_shares(records, floor, {"w": "conv"}))["tf"]
+    assert tf["contradicts"] == ["session"] and "session" not in tf["shares"]
+
+
+def test_framework_shares_leave_out_a_marked_record_and_use_native_graph_for_model_cuts() -> None:
+    records = [
+        rec("tf", "kernel", 3086.0).with_inconsistency("tf/kernel (3086.00 us) is slower ..."),
+        rec("tf", "native", 1531.0),
+        rec("tf", "eager", 1600.0),
+        rec("tvm", "native", 5000.0, workload="m"),
+        rec("tvm", "python", 5100.0, workload="m"),
+        rec("tf", "native-graph", 9000.0, workload="m"),
+        rec("tf", "session", 9900.0, workload="m"),
+        rec("tf", "eager", 12000.0, workload="m"),
+    ]
+    entries = framework_shares(records, 3e-9, {"w": "conv", "m": "model"})
+    conv = _shares([e for e in entries if e["workload"] == "w"])
+    # no kernel for the eager chain: nothing is set against the contradicted one
+    assert conv["tf"]["shares"] == {} and conv["tf"]["kernel_us"] is None
+    assert conv["tf"]["excluded"] == {"kernel": "tf/kernel (3086.00 us) is slower ..."}
+    assert "contradicts" not in conv["tf"]
+    model = _shares([e for e in entries if e["workload"] == "m"])
+    assert model["tvm"]["kernel_us"] == pytest.approx(5000)
+    assert model["tvm"]["shares"] == {"python": pytest.approx(100 / 5100)}
+    assert model["tf"]["kernel_us"] == pytest.approx(9000)
+    assert model["tf"]["shares"] == {
+        "session": pytest.approx(900 / 9900),
+        "eager": pytest.approx(3000 / 12000),
+    }
+    assert "over" not in model["tf"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_framework_shares_are_never_negative_and_account_for_every_path(seed: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    paths = [
+        ("tvm", "native"),
+        ("tvm", "cython"),
+        ("tvm", "python"),
+        ("tf", "kernel"),
+        ("tf", "native"),
+        ("tf", "native-graph"),
+        ("tf", "eager"),
+        ("tf", "function"),
+        ("tf", "session"),
+        ("tf", "session-feedless"),
+    ]
+    records = [
+        rec(b, p, float(rng.uniform(1, 100)), cv=float(rng.uniform(0, 0.1))) for b, p in paths
+    ]
+    for e in framework_shares(records, float(rng.uniform(0, 50e-6)), {"w": "conv"}):
+        assert all(0 <= v <= 1 for v in e["shares"].values())
+        assert not set(e["shares"]) & set(e.get("excluded", {}))
+        if "kernel" in e.get("excluded", {}):  # TVM's floor above its native time
+            assert e["shares"] == {}
+            continue
+        # every path but the chains' roots (kernel, native-graph) is shared or left out
+        want = {p for b, p in paths if b == e["backend"]} - {"kernel", "native-graph"}
+        assert set(e["shares"]) | set(e.get("excluded", {})) == want
 
 
 def test_prediction_leaves_out_an_inconsistent_rung() -> None:

@@ -105,6 +105,9 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
         assert 0 < r["pct_peak"]
         if r["path"] == "evaluator":  # times reported by TVM: no CPU clock
             assert r["cpu_s"] is None
+            # the native loop's samples alternated with its own, one for one, in each process
+            paired = r["paired_native_s"]
+            assert len(paired) == r["samples"] and all(t > 0 for t in paired)
         else:
             assert r["cpu_s"] > 0 and r["parallelism"] > 0
         if r["path"] == "kernel":

@@ -78,6 +78,27 @@ def test_the_closing_summary_answers_kernel_or_framework(doc) -> None:
     assert f"eager {share:.0%}" in summary
 
 
+def test_the_summary_leaves_out_a_path_faster_than_its_kernel_and_prints_no_negative(
+    doc,
+) -> None:
+    # tf/eager made faster than oneDNN's profiled kernel under it: impossible, so left out
+    kernel = next(r for r in doc.records if r.workload == "tiny_same" and r.id == "tf/kernel")
+    records = [
+        dataclasses.replace(r, median_s=kernel.median_s * 0.5, cv=0.01)
+        if r.workload == "tiny_same" and r.id == "tf/eager"
+        else r
+        for r in doc.records
+    ]
+    text = _render(dataclasses.replace(doc, records=records), details=False)
+    summary = text[text.index("kernel or framework?") : text.index("warnings")]
+    assert "tf/eager left out*" in " ".join(summary.split())
+    # every path left out is counted and explained (the old file has two more)
+    left = " ".join(summary[summary.index("* left out (") :].split())
+    assert left.startswith("* left out (3): tiny_same b1 t1: tf/eager (7.45 us) is faster than")
+    assert left.count("which it contains") == 3
+    assert not re.search(r"-\d+%", summary)
+
+
 def test_warnings_are_grouped_one_line_per_kind(doc) -> None:
     grouped = _render(doc, details=False)
     full = _render(doc, details=True)

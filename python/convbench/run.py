@@ -46,6 +46,7 @@ from .results.analysis import (
     SERIAL_PARALLELISM,
     conv_prediction,
     cross_checks,
+    framework_shares,
     inconsistencies,
     ladder,
     layer_table,
@@ -914,6 +915,9 @@ class Runner:
         self.doc.conv_prediction = conv_prediction(self.plan.workloads, self.doc.records)
         for message in cross_checks(self.doc.records):
             self._warn(message)
+        for e in framework_shares(self.doc.records, floor.get("per_call_s"), self.doc.kinds()):
+            for path in e.get("contradicts", ()):  # records' own marks are warned above
+                self._warn(f"{e['workload']} b{e['batch']} t{e['threads']}: {e['excluded'][path]}")
         unstable = [r for r in self.doc.records if r.unstable]
         if unstable:
             self._warn(f"{len(unstable)} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")

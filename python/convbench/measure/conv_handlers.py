@@ -7,10 +7,12 @@ nothing shared with the cell before it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -98,14 +100,24 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
         mod = tvm.runtime.load_module(str(kernel.path))
         # The very arrays the native loop times (no copies: a copy is other memory, placed and
         # aligned otherwise).
-        return evaluator_timing(mod, tvm.cpu(0), [tvm_ffi.from_dlpack(x) for x in arrays], config)
+        tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
+        return evaluator_timing(mod, tvm.cpu(0), tensors, config)[0]
     raise ValueError(f"unknown TVM path {path!r}")
 
 
-def evaluator_timing(mod: Any, dev: Any, tensors: list[Any], config: RunConfig) -> Timing:
+def evaluator_timing(
+    mod: Any,
+    dev: Any,
+    tensors: list[Any],
+    config: RunConfig,
+    beside: Callable[[], float] | None = None,
+) -> tuple[Timing, list[float]]:
     """`main` of a loaded module (here, or in an RPC session) timed by TVM's time_evaluator,
     after the same warm-up as the native loop's, by count and by time. TVM reports wall time
-    only: no CPU clocks for this path."""
+    only: no CPU clocks for this path. `beside`: a sample of another timer of the same call,
+    taken after each of the evaluator's samples, so that the two alternate under the same
+    conditions (what the machine's other load and the placement of the process's threads did
+    to one, they did to the other); its samples are returned with the timing."""
     import time
 
     f = mod["main"]
@@ -117,12 +129,25 @@ def evaluator_timing(mod: Any, dev: Any, tensors: list[Any], config: RunConfig) 
         "main",
         dev,
         number=1,
-        repeat=config.samples,
+        repeat=1 if beside else config.samples,
         min_repeat_ms=max(1, round(config.min_sample_s * 1000)),
         repeats_to_cooldown=0,
     )
-    results = [float(r) for r in evaluator(*tensors).results]
-    return Timing(0, results, [], [], -1, -1, calls)
+    if beside is None:
+        results = [float(r) for r in evaluator(*tensors).results]
+        return Timing(0, results, [], [], -1, -1, calls), []
+    results, paired = [], []
+    for _ in range(config.samples):
+        results.append(float(evaluator(*tensors).results[0]))
+        paired.append(beside())
+    return Timing(0, results, [], [], -1, -1, calls), paired
+
+
+def native_sample(kernel: Any, arrays: list[Any], config: RunConfig) -> Callable[[], float]:
+    """One sample of the native loop at a time (calibrated afresh, no warm-up beyond a call):
+    the timer a `tvm/evaluator` cell alternates with its own samples."""
+    one = dataclasses.replace(config, samples=1, warmup_iters=1, warmup_s=0.0)
+    return lambda: kernel.time(*arrays, config=one).wall_s[0]
 
 
 def _cold(task: MeasureTask) -> int:
@@ -184,7 +209,21 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
             cache="cold",
             cold_copies=copies,
         )
-    timing = tvm_path_timer(task.path, kernel, [data, weight, out], task.config)
+    arrays = [data, weight, out]
+    if task.path == "evaluator":
+        # the native loop's samples alternate with the evaluator's: the cross-check between
+        # the two timers of one call compares them under the same conditions
+        import tvm
+        import tvm_ffi
+
+        kernel.native.check(arrays)
+        mod = tvm.runtime.load_module(str(kernel.path))
+        tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
+        beside = native_sample(kernel, arrays, task.config)
+        timing, paired = evaluator_timing(mod, tvm.cpu(0), tensors, task.config, beside)
+        extra["paired_native_s"] = paired
+    else:
+        timing = tvm_path_timer(task.path, kernel, arrays, task.config)
     return make_record(task, timing, **pin, **extra, pool_threads=_core.tvm_num_threads())
 
 

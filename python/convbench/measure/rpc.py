@@ -336,7 +336,7 @@ def _evaluate(sess: Any, mod: Any, task: MeasureTask) -> Timing:
         mod["weight_transform"](tensors[1], u)
         tensors[1] = u
     tensors.append(tvm.runtime.tensor(np.zeros(w.output_shape, np.float32), device=dev))
-    return evaluator_timing(mod, dev, tensors, task.config)
+    return evaluator_timing(mod, dev, tensors, task.config)[0]
 
 
 def set_remote_threads(sess: Any, threads: int) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..paths import RUNGS
-from ..results.analysis import by_cell
+from ..results.analysis import CONTAINMENT_TOLERANCE, by_cell, framework_shares
 from ..results.document import ResultsDoc
 from ..results.record import Record
 from .format import WIDTH, fmt_range, fmt_time, split_columns, table
@@ -191,7 +191,8 @@ def ladder_table(doc: ResultsDoc) -> Table:
 def agreement_table(doc: ResultsDoc) -> Table:
     """Two measurements of the same thing, side by side: they must agree."""
     t = table(
-        "cross-checks: two measurements of the same call (tvm/native against TVM's evaluator; "
+        "cross-checks: two measurements of the same call (tvm/native against TVM's evaluator, "
+        "their samples alternated in the evaluator's processes (*: the two cells' medians); "
         "tf/kernel against the plain median of the same ONEDNN_VERBOSE profile)",
         (
             "workload",
@@ -207,14 +208,18 @@ def agreement_table(doc: ResultsDoc) -> Table:
     )
     for (name, batch, threads), m in by_cell(doc.records).items():
         nat, ev, ker = m.get("tvm/native"), m.get("tvm/evaluator"), m.get("tf/kernel")
-        d1 = f"{(nat.median_s - ev.median_s) / ev.median_s:+.1%}" if nat and ev else "-"
+        paired = ev.paired_native_median_s if ev else None
+        native = paired or (nat.median_s if nat else None)
+        d1 = f"{(native - ev.median_s) / ev.median_s:+.1%}" if native and ev else "-"
+        if d1 != "-" and not paired:
+            d1 += "*"
         raw = ker.verbose_median_s if ker else None
         d2 = f"{(ker.median_s - raw) / raw:+.1%}" if ker and raw else "-"
         t.add_row(
             name,
             str(batch),
             str(threads),
-            fmt_time(nat.median_s) if nat else "-",
+            fmt_time(native),
             fmt_time(ev.median_s) if ev else "-",
             d1,
             fmt_time(ker.median_s) if ker else "-",
@@ -224,61 +229,86 @@ def agreement_table(doc: ResultsDoc) -> Table:
     return t
 
 
-def _share(t: float, kernel: float) -> str:
-    return f"{(t - kernel) / t:.0%}" if t > 0 else "-"
+LEFT_OUT_SHOWN = 4  # the reasons a summary table's caption spells out
 
 
-# The rungs a user calls through a framework: every native and wrapper rung but TVM's evaluator
-# (a reference for native) and the model-only rungs with an optimisation turned off.
-FRAMEWORK_RUNGS = tuple(
-    r for r in RUNGS if r.depth != "kernel" and r.name != "evaluator" and "conv" in r.kinds
-)
+def _onednn(m: dict[str, Record], conv: bool) -> tuple[float | None, str]:
+    """oneDNN's kernel time in a cell, and a mark: a single conv's profiled kernel (`tf/kernel`),
+    or, where TF's whole graph call (`tf/native-graph`) is faster than that beyond noise, the
+    graph call as an upper bound of the graph's own kernel ("<="); a model cut's native-graph."""
+    ker, graph = m.get("tf/kernel"), m.get("tf/native-graph")
+    ker = ker if ker and not ker.inconsistent else None
+    graph = graph if graph and not graph.inconsistent else None
+    if not conv:
+        return (graph.median_s if graph else None), ""
+    if ker and graph:
+        noise = max(CONTAINMENT_TOLERANCE, 2 * max(ker.cv or 0.0, graph.cv or 0.0))
+        if graph.median_s * (1 + noise) < ker.median_s:
+            return graph.median_s, "<="
+    return (ker.median_s if ker else None), ""
 
 
 def summary_table(doc: ResultsDoc) -> Table:
     """The answer, per workload and thread count: TVM's kernel against oneDNN's, and how much of
-    each path's time is framework (the path's time minus its backend's kernel, as a share)."""
+    each path's time is framework (results.analysis.framework_shares: never negative; a path that
+    contradicts its kernel is left out and counted)."""
     t = table(
         "kernel or framework? kernel against kernel, and the framework's share of each path "
-        "(path minus kernel over path; model cuts: each backend's native rung as its kernel)",
+        "(path minus the kernel in its call chain, over path; TF's graph paths: over "
+        "native-graph, whose kernel is not profiled; model cuts: each backend's native rung as "
+        "its kernel; <=: TF's graph call beat the profiled kernel, so oneDNN's graph kernel is "
+        "at most that)",
         ("workload", "batch", "thr", "TVM kernel", "oneDNN", "TVM vs oneDNN", "framework share"),
         wrap=("workload", "framework share"),
     )
     floor = (doc.harness_overhead or {}).get("per_call_s")
     kinds = doc.kinds()
-    for (name, batch, threads), m in by_cell(doc.records).items():
-        med = {p: r.median_s for p, r in m.items()}
-        conv = kinds.get(name, "conv") == "conv"
-        kernels: dict[str, float] = {}
-        if "tvm/native" in med:
-            native = med["tvm/native"]
-            kernels["tvm"] = native - floor if conv and floor is not None else native
-        tf_kernel = med.get("tf/kernel" if conv else "tf/native-graph")
-        if tf_kernel is not None:
-            kernels["tf"] = tf_kernel
-        if not kernels:
+    shares: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for e in framework_shares(doc.records, floor, kinds):
+        shares.setdefault((e["workload"], e["batch"], e["threads"]), []).append(e)
+    left_out: list[str] = []
+    for cell, m in by_cell(doc.records).items():
+        name, batch, threads = cell
+        conv = kinds.get(name.removesuffix(" (cold)"), "conv") == "conv"
+        tvm = next(
+            (e["kernel_us"] / 1e6 for e in shares.get(cell, []) if e["backend"] == "tvm"), None
+        )
+        tvm = tvm if tvm else None
+        tf, mark = _onednn(m, conv)
+        parts = []
+        for e in shares.get(cell, []):
+            plain = [f"{p} {v:.0%}" for p, v in e["shares"].items() if p not in e.get("over", {})]
+            graph = [f"{p} {v:.0%}" for p, v in e["shares"].items() if p in e.get("over", {})]
+            if plain:
+                parts.append(f"{e['backend']}: " + ", ".join(plain))
+            if graph:
+                parts.append(f"{e['backend']} over native-graph: " + ", ".join(graph))
+            for path, why in e.get("excluded", {}).items():
+                parts.append(f"{e['backend']}/{path} left out*")
+                left_out.append(f"{name} b{batch} t{threads}: {why}")
+        if not parts and tvm is None and tf is None:
             continue
-        shares = []
-        for backend, kernel in kernels.items():
-            parts = [
-                f"{r.name} {_share(med[r.id], kernel)}"
-                for r in RUNGS
-                if r.backend == backend and r.id in med and r in FRAMEWORK_RUNGS
-            ]
-            if parts:
-                shares.append(f"{backend}: " + ", ".join(parts))
-        tvm, tf = kernels.get("tvm"), kernels.get("tf")
         versus = "-"
         if tvm and tf:
-            versus = f"{tf / tvm:.2f}x faster" if tf >= tvm else f"{tvm / tf:.2f}x slower"
+            # oneDNN's time an upper bound ("<="): TVM's lead at most, its lag at least, this
+            if tf >= tvm:
+                versus = f"{mark}{tf / tvm:.2f}x faster"
+            else:
+                versus = f"{'>=' if mark else ''}{tvm / tf:.2f}x slower"
         t.add_row(
             name,
             str(batch),
             str(threads),
             fmt_time(tvm),
-            fmt_time(tf),
+            f"{mark}{fmt_time(tf)}" if tf else "-",
             versus,
-            "; ".join(shares),
+            "; ".join(parts),
+        )
+    if left_out:
+        shown = "; ".join(left_out[:LEFT_OUT_SHOWN])
+        more = len(left_out) - LEFT_OUT_SHOWN
+        t.caption = f"* left out ({len(left_out)}): {shown}" + (
+            f"; and {more} more (the JSON's warnings)" if more > 0 else ""
         )
     return t
 
@@ -288,6 +318,7 @@ WARNING_KINDS = (
     ("tvm/evaluator", "tvm/native and TVM's evaluator disagree"),
     ("which contains it", "a TF kernel slower than the native call containing it"),
     ("which it wraps", "a Python path faster than the native rung it wraps"),
+    ("which it contains", "a path faster than the kernel in its call chain"),
     ("oversubscribed", "oversubscribed thread counts"),
     ("unstable", "unstable measurements"),
     ("untuned", "untuned kernels"),

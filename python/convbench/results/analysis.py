@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..build.compute import superset
-from ..paths import BACKENDS, ladder_paths, wraps
+from ..paths import BACKENDS, RUNGS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
 from ..spec.workload import Workload
@@ -25,6 +25,7 @@ __all__ = [
     "by_cell",
     "conv_prediction",
     "cross_checks",
+    "framework_shares",
     "ladder",
     "layer_table",
     "node_layers",
@@ -39,6 +40,18 @@ CONTAINMENT_TOLERANCE = 0.01
 
 def _noise(a: Record, b: Record, floor: float) -> float:
     return max(floor, 2 * max(a.cv or 0.0, b.cv or 0.0))
+
+
+def _paired_noise(ev: Record) -> float:
+    """The spread of the ratio evaluator / native over an evaluator cell's alternated pairs
+    (its CV): what the machine did to both timers cancels out of it."""
+    pairs = list(zip(ev.wall_samples_s, ev.paired_native_s or (), strict=False))
+    ratios = [e / n for e, n in pairs if n > 0]
+    if len(ratios) < 2:
+        return 0.0
+    mean = sum(ratios) / len(ratios)
+    var = sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)
+    return var**0.5 / mean if mean > 0 else 0.0
 
 
 Cell = tuple[str, int, int]
@@ -61,7 +74,10 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
     is the one that cannot be right, and it is left out of every derived table.
 
     - tvm/evaluator against tvm/native: the same call timed two ways; apart by more than
-      EVALUATOR_TOLERANCE or twice their noise (CV), the evaluator is marked;
+      EVALUATOR_TOLERANCE or twice their noise, the evaluator is marked. Where the evaluator's
+      cell alternated its samples with the native loop's (`paired_native_s`), the two are those,
+      taken under the same conditions, and the noise is that of their ratio; else the two
+      cells' medians, and the noise their CVs;
     - tf/kernel slower than tf/native, the call that contains it: the kernel is marked;
     - a wrapper (a Cython or Python loop, a TF Python API) faster than the native rung it adds
       to: the wrapper is marked.
@@ -71,7 +87,18 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
     out: dict[tuple[Cell, str], str] = {}
     for cell, m in by_cell(records).items():
         nat, ev = m.get("tvm/native"), m.get("tvm/evaluator")
-        if nat and ev:
+        paired = ev.paired_native_median_s if ev else None
+        if ev and paired:
+            # the native loop's samples alternated with the evaluator's, in the same processes
+            diff = abs(paired - ev.median_s) / ev.median_s
+            allowed = max(EVALUATOR_TOLERANCE, 2 * _paired_noise(ev))
+            if diff > allowed:
+                out[(cell, ev.id)] = (
+                    f"tvm/native ({paired * 1e6:.2f} us, alternated with the evaluator) and "
+                    f"tvm/evaluator ({ev.median_s * 1e6:.2f} us) differ by {diff:.0%}, more "
+                    f"than {allowed:.0%}: they time the same call"
+                )
+        elif nat and ev:
             diff = abs(nat.median_s - ev.median_s) / ev.median_s
             allowed = _noise(nat, ev, EVALUATOR_TOLERANCE)
             if diff > allowed:
@@ -173,6 +200,120 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
             entry["python_overhead"] = python
             if excluded:
                 entry["excluded"] = excluded
+            entries.append(entry)
+    return entries
+
+
+# The rungs a user calls through a framework: every native and wrapper rung of single convs but
+# TVM's evaluator (a reference for native).
+FRAMEWORK_RUNGS = tuple(
+    r for r in RUNGS if r.depth != "kernel" and r.name != "evaluator" and "conv" in r.kinds
+)
+
+
+def framework_shares(
+    records: Sequence[Record], floor_s: float | None, kinds: dict[str, str]
+) -> list[dict[str, Any]]:
+    """How much of each path's time is framework, per (cell, backend): the path's time minus
+    the kernel it calls, over the path's time. `kinds`: {workload name: "conv" or "model"}.
+
+    A path is set against the kernel measured inside its own call chain: TVM's kernel (its
+    native time, less the harness's per-call floor for a single conv) under every TVM path; for
+    TF, oneDNN's profile (`tf/kernel`, taken inside the op `tf/native` calls) under `tf/native`
+    and the Python paths that wrap it. TF's graph paths (`native-graph` and the sessions that
+    wrap it) run a kernel of their own (constant weights, grappler's rewrites), which nothing
+    profiles: their wrappers' shares are taken over `native-graph` and say so (`over`). A model
+    cut's kernel is each backend's native rung.
+
+    Never negative: a record marked inconsistent, or a path faster than the time it contains
+    (beyond CONTAINMENT_TOLERANCE or twice their CV), is left out and named in `excluded`, with
+    the reason (the paths left out here, not by a record's own mark, also in `contradicts`); a
+    path within noise of it shares 0."""
+    entries = []
+    for cell, m in by_cell(records).items():
+        name, batch, threads = cell
+        conv = kinds.get(name.removesuffix(" (cold)"), "conv") == "conv"
+        for backend in BACKENDS:
+            # the time each chain's root stands on: {root path: (seconds, what it is, record)}
+            bases: dict[str, tuple[float, str, Record]] = {}
+            excluded: dict[str, str] = {
+                r.path: r.inconsistent
+                for r in m.values()
+                if r.backend == backend and r.inconsistent
+            }
+            native = m.get(f"{backend}/native")
+            if backend == "tvm" and native and "native" not in excluded:
+                t = native.median_s
+                if conv and floor_s is not None and floor_s >= t:
+                    excluded["kernel"] = (
+                        f"the harness's per-call floor ({floor_s * 1e9:.1f} ns) is not below "
+                        f"tvm/native ({t * 1e9:.1f} ns)"
+                    )
+                elif conv and floor_s is not None:
+                    bases["native"] = (t - floor_s, "tvm/native less the harness's floor", native)
+                else:
+                    bases["native"] = (t, "tvm/native", native)
+            elif backend == "tf" and conv:
+                kernel = m.get("tf/kernel")
+                if kernel and "kernel" not in excluded:
+                    bases["native"] = (kernel.median_s, "tf/kernel", kernel)
+                graph = m.get("tf/native-graph")
+                if graph and "native-graph" not in excluded:
+                    bases["native-graph"] = (graph.median_s, "tf/native-graph", graph)
+            elif backend == "tf":
+                # a model cut has no tf/native: every path stands on the graph's native call
+                graph = m.get("tf/native-graph")
+                if graph and "native-graph" not in excluded:
+                    bases["native-graph"] = (graph.median_s, "tf/native-graph", graph)
+                    bases["native"] = bases["native-graph"]
+            shares: dict[str, float] = {}
+            over: dict[str, str] = {}
+            contradicts: list[str] = []  # paths left out here (not by a record's own mark)
+            kernel_s = None
+            for rung in FRAMEWORK_RUNGS:
+                r = m.get(rung.id)
+                if r is None or rung.backend != backend or rung.name in excluded:
+                    continue
+                root = rung.name if rung.depth == "native" else rung.wraps
+                if root not in bases:
+                    continue
+                base_s, what, base_r = bases[root]
+                if what == r.id:
+                    continue  # the chain's root standing as its own kernel
+                t = r.median_s
+                if t * (1 + _noise(r, base_r, CONTAINMENT_TOLERANCE)) < base_s:
+                    excluded[rung.name] = (
+                        f"{r.id} ({t * 1e6:.2f} us) is faster than {what} "
+                        f"({base_s * 1e6:.2f} us), which it contains: "
+                        + (
+                            "it runs another kernel, or one of the two is wrong"
+                            if base_r.path == "kernel"
+                            else "one of the two is wrong"
+                        )
+                    )
+                    contradicts.append(rung.name)
+                    continue
+                shares[rung.name] = max(t - base_s, 0.0) / t if t > 0 else 0.0
+                if conv and root == "native-graph":
+                    over[rung.name] = what
+            if "native" in bases:
+                kernel_s = bases["native"][0]
+            if not shares and not excluded and kernel_s is None:
+                continue
+            entry: dict[str, Any] = {
+                "workload": name,
+                "batch": batch,
+                "threads": threads,
+                "backend": backend,
+                "kernel_us": kernel_s * 1e6 if kernel_s is not None else None,
+                "shares": shares,
+            }
+            if over:
+                entry["over"] = over
+            if excluded:
+                entry["excluded"] = excluded
+            if contradicts:
+                entry["contradicts"] = contradicts
             entries.append(entry)
     return entries
 

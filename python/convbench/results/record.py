@@ -26,6 +26,7 @@ _OPTIONAL = (
     "device",
     "algorithm",
     "weight_transform_s",
+    "paired_native_s",
     "pinned",
     "pool_threads",
     "primitives",
@@ -90,6 +91,8 @@ class Record:
     device: str | None = None  # where it ran: `<key>:<server>` of an RPC device (None: here)
     algorithm: str | None = None  # a TVM conv kernel's: "direct" or "winograd-<m>"
     weight_transform_s: float | None = None  # Winograd: the weight transform, once per load
+    # tvm/evaluator: the native loop's samples, each taken right after one of the evaluator's
+    paired_native_s: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer or older versions
 
     # --- derived -----------------------------------------------------------------------------
@@ -120,6 +123,11 @@ class Record:
         if not self.process_samples_s:
             return [self.median_s] if self.median_s is not None else []
         return [float(np.median(s)) for s in self.process_samples_s]
+
+    @property
+    def paired_native_median_s(self) -> float | None:
+        """tvm/evaluator: the median of the native loop's samples alternated with its own."""
+        return float(np.median(self.paired_native_s)) if self.paired_native_s else None
 
     @property
     def cv_within(self) -> float | None:
@@ -227,6 +235,7 @@ def pool_processes(records: Sequence[Record]) -> Record:
         calls_profiled=sum(r.calls_profiled or 0 for r in records) or None,
         verbose_median_s=med([r.verbose_median_s for r in records]),
         weight_transform_s=med([r.weight_transform_s for r in records]),
+        paired_native_s=[t for r in records for t in r.paired_native_s or ()] or None,
         repetitions=len(records),
         process_samples_s=groups,
         device=", ".join(sorted({r.device for r in records if r.device})) or None,
