@@ -57,6 +57,40 @@ def test_pooled_statistics_equal_numpy_on_every_sample() -> None:
     assert back.process_samples_s == groups and back.median_s == r.median_s
 
 
+def _mad_cv(g: list[float]) -> float:
+    m = np.median(g)
+    return 1.4826 * np.median(np.abs(np.asarray(g) - m)) / m
+
+
+def test_a_median_is_unstable_when_it_can_move_not_when_a_few_samples_stray() -> None:
+    rng = np.random.default_rng(2)
+    steady = [list(1e-4 * (1 + 0.005 * rng.standard_normal(10))) for _ in range(3)]
+    # two samples of ten at twice the time (another load took a CPU for a moment): the CV is
+    # far above 10%, the median does not move
+    stray = [g[:8] + [2e-4, 2.1e-4] for g in steady]
+    r = pool_processes([_record(g) for g in stray])
+    assert r.cv > 0.10
+    want = max(np.median([_mad_cv(g) for g in stray]), r.cv_between)
+    assert r.spread == pytest.approx(want) and r.spread < 0.05
+    assert not r.unstable and r.outliers
+    # one process of three at 1.4x (a bimodal kernel): the median can move, so it is unstable
+    slow = [*steady[:2], [1.4 * t for t in steady[2]]]
+    r = pool_processes([_record(g) for g in slow])
+    medians = [np.median(g) for g in slow]
+    assert r.spread == pytest.approx(np.std(medians, ddof=1) / np.mean(medians))
+    assert r.unstable and not r.outliers
+    # half of a process's samples at twice the time: unstable within the process
+    halves = [g[:5] + [2 * t for t in g[5:]] for g in steady]
+    r = pool_processes([_record(g) for g in halves])
+    assert r.spread == pytest.approx(np.median([_mad_cv(g) for g in halves]))
+    assert r.unstable
+    # the JSON says which, and reads back the same
+    out = r.to_json()
+    assert out["unstable"] is True and "outliers" not in out
+    assert out["spread"] == pytest.approx(r.spread)
+    assert Record.from_json(out).unstable
+
+
 def test_repetitions_are_interleaved_not_in_a_row(tiny_shapes) -> None:
     from convbench.spec import load_spec
 

@@ -38,7 +38,7 @@ from .paths import PATHS
 from .report.format import WIDTH, fmt_time, table
 from .results.analysis import cross_checks, ladder
 from .results.document import ResultsDoc
-from .results.record import UNSTABLE_CV, Record
+from .results.record import Record, stability_warnings
 from .results.significance import STAT_NAMES, Comparison, compare_samples, stats
 from .spec.conv import ConvSpec, ConvWorkload
 from .spec.errors import SpecError
@@ -339,9 +339,7 @@ class Session:
 
         records = [r.record for r in self.results]
         warnings = cross_checks(records)
-        unstable = sum(r.unstable for r in records)
-        if unstable:
-            warnings.append(f"{unstable} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")
+        warnings += stability_warnings(records)
         config = self.run_config(None, None, None)
         available = allowed_cpus()
         header = {

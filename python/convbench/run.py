@@ -53,7 +53,7 @@ from .results.analysis import (
     serial_cells,
 )
 from .results.document import ResultsDoc
-from .results.record import UNSTABLE_CV, Record, pool_processes
+from .results.record import Record, pool_processes, stability_warnings
 from .spec.conv import ConvSpec, ConvWorkload
 from .spec.model import ModelSpec, ModelWorkload, histogram_mismatch, model_workloads
 from .spec.workload import Workload
@@ -918,9 +918,8 @@ class Runner:
         for e in framework_shares(self.doc.records, floor.get("per_call_s"), self.doc.kinds()):
             for path in e.get("contradicts", ()):  # records' own marks are warned above
                 self._warn(f"{e['workload']} b{e['batch']} t{e['threads']}: {e['excluded'][path]}")
-        unstable = [r for r in self.doc.records if r.unstable]
-        if unstable:
-            self._warn(f"{len(unstable)} measurement(s) unstable (CV >= {UNSTABLE_CV:.0%})")
+        for message in stability_warnings(self.doc.records):
+            self._warn(message)
         serial = serial_cells(self.doc.records)
         if serial:
             self._warn(

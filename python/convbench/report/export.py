@@ -145,6 +145,8 @@ CSV_COLUMNS = (
     "pct_peak",
     "oversubscribed",
     "unstable",
+    "outliers",
+    "spread",
     "pinned",
     "schedule",
     "tuned",

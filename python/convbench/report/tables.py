@@ -55,6 +55,8 @@ def record_row(r: Record) -> list[str]:
         flags.append("oversubscribed")
     if r.unstable:
         flags.append("unstable")
+    elif r.outliers:
+        flags.append("outliers")
     if r.pinned is False:
         flags.append("unpinned")
     if r.algorithm and r.algorithm != "direct":
@@ -321,6 +323,7 @@ WARNING_KINDS = (
     ("which it contains", "a path faster than the kernel in its call chain"),
     ("oversubscribed", "oversubscribed thread counts"),
     ("unstable", "unstable measurements"),
+    ("outlying samples", "outlying samples"),
     ("untuned", "untuned kernels"),
     ("tuned schedule", "model cuts without tuned functions"),
     ("histogram", "the model's conv histogram differs from the convs"),

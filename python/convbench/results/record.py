@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UNSTABLE_CV", "Record", "pool_processes"]
+__all__ = ["UNSTABLE_CV", "UNSTABLE_SPREAD", "Record", "pool_processes", "stability_warnings"]
 
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
+# A cell's median is unstable when it can move this much: its processes' medians spread this far
+# (their CV), or the samples inside its processes do (the scaled MAD over the median, a spread
+# that a few outlying samples do not make, as they do not move the median either).
+UNSTABLE_SPREAD = 0.10
 
 # Fields that only some paths have: left out of the JSON when not set.
 _OPTIONAL = (
@@ -42,7 +46,15 @@ _OPTIONAL = (
     "repetitions",
     "process_samples_s",
 )
-_DERIVED = ("pct_peak", "unstable", "process_medians_s", "cv_within", "cv_between")
+_DERIVED = (
+    "pct_peak",
+    "unstable",
+    "outliers",
+    "spread",
+    "process_medians_s",
+    "cv_within",
+    "cv_between",
+)
 
 
 @dataclass(frozen=True)
@@ -114,8 +126,33 @@ class Record:
         return 100.0 * self.gflops / self.peak_gflops
 
     @property
+    def spread(self) -> float | None:
+        """How far the cell's median can move between runs: the larger of the spread between
+        its processes (the CV of their medians) and within them (the median over processes of
+        1.4826 MAD / median, which estimates the CV of normal samples and ignores a few
+        outliers). None for a file from before repetitions (no process samples)."""
+        if not self.process_samples_s:
+            return None
+        within = [_robust_cv(s) for s in self.process_samples_s if len(s) > 1]
+        parts = [float(np.median(within))] if within else []
+        if self.cv_between is not None:
+            parts.append(self.cv_between)
+        return max(parts) if parts else None
+
+    @property
     def unstable(self) -> bool:
-        return self.cv is not None and self.cv >= UNSTABLE_CV
+        """The median is not to be trusted to 10%: its spread (above) is at least
+        UNSTABLE_SPREAD. A file from before repetitions: its CV is (pyperf's rule)."""
+        spread = self.spread
+        if spread is None:
+            return self.cv is not None and self.cv >= UNSTABLE_CV
+        return spread >= UNSTABLE_SPREAD
+
+    @property
+    def outliers(self) -> bool:
+        """A steady median among outlying samples: the CV is at least UNSTABLE_CV (the
+        samples' variance, shown) while the spread of the median is not."""
+        return not self.unstable and self.cv is not None and self.cv >= UNSTABLE_CV
 
     @property
     def process_medians_s(self) -> list[float]:
@@ -162,6 +199,9 @@ class Record:
         if self.unstable:
             out["unstable"] = True
         if self.process_samples_s:
+            if self.outliers:
+                out["outliers"] = True
+            out["spread"] = self.spread
             out["process_medians_s"] = self.process_medians_s
             out["cv_within"] = self.cv_within
             out["cv_between"] = self.cv_between
@@ -181,6 +221,32 @@ class Record:
                 if f.default is dataclasses.MISSING:
                     known[f.name] = None
         return cls(**known, extra=extra)
+
+
+def stability_warnings(records: Sequence[Record]) -> list[str]:
+    """The warnings a set of records gives about its medians' stability."""
+    out = []
+    unstable = sum(r.unstable for r in records)
+    if unstable:
+        out.append(
+            f"{unstable} measurement(s) unstable: their median's spread (between processes, or "
+            f"within them) is {UNSTABLE_SPREAD:.0%} or more"
+        )
+    outliers = sum(r.outliers for r in records)
+    if outliers:
+        out.append(
+            f"{outliers} measurement(s) with outlying samples: CV {UNSTABLE_CV:.0%} or more, "
+            f"while their median's spread is under {UNSTABLE_SPREAD:.0%}"
+        )
+    return out
+
+
+def _robust_cv(values: Sequence[float]) -> float:
+    """1.4826 x the median absolute deviation over the median: the CV of normal samples,
+    estimated without the outliers' weight."""
+    med = float(np.median(values))
+    mad = float(np.median(np.abs(np.asarray(values, dtype=float) - med)))
+    return 1.4826 * mad / med if med > 0 else 0.0
 
 
 def _cv(values: Sequence[float]) -> float:
