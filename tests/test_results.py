@@ -14,6 +14,7 @@ from convbench.measure.tasks import (
     LayersTask,
     MeasureTask,
     OverheadTask,
+    ProbeTask,
     TimeFuncTask,
     task_from_json,
 )
@@ -142,6 +143,13 @@ def test_tasks_cross_the_process_boundary_unchanged(tiny_model) -> None:
         OverheadTask(kernel_path="/e.so", cpus=[1], config=config),
         TimeFuncTask(kernel_path="/f.so", shapes=[[1, 2], [2]], cpus=[0]),
         GraphDefTask(workload=cut, out="/g.pb"),
+        ProbeTask(
+            workload=conv,
+            kernels={"direct": "/d.so", "winograd-4": "/w4.so"},
+            threads=2,
+            cpus=[0, 1],
+            config=config,
+        ),
     ]
     for t in tasks:
         back = task_from_json(json.loads(json.dumps(t.to_json())))

@@ -37,6 +37,7 @@ from .measure.tasks import (
     MeasureTask,
     OverheadTask,
     PeakTask,
+    ProbeTask,
 )
 from .native.harness import RunConfig
 from .native.peak import PeakCache
@@ -584,9 +585,10 @@ class Runner:
 
     def choose_algorithms(self) -> None:
         """--algos auto: per conv and thread count, the faster of the direct kernel and each
-        Winograd one, timed by the native loop in a worker each (a short probe), becomes the
-        kernel of the cell; --algos winograd: the faster Winograd tile. The choice and every
-        candidate's time are kept (the JSON's `algorithms`)."""
+        Winograd one, timed by the native loop in one worker that alternates their samples (a
+        short probe, ProbeTask), becomes the kernel of the cell; --algos winograd: the faster
+        Winograd tile. The choice and every candidate's time are kept (the JSON's
+        `algorithms`)."""
         chosen = []
         probe = dataclasses.replace(
             self.options.config, samples=5, min_sample_s=0.005, warmup_s=0.02
@@ -600,22 +602,19 @@ class Runner:
                 candidates = list(wino)
                 if self.options.algos == "auto" and direct is not None:
                     candidates.insert(0, direct)
-                times: dict[str, float] = {}
-                for k in candidates:
-                    task = measure_task(
-                        w, t, "tvm", "native", probe, self.options.seed, k, self.available
-                    )
-                    where = {
-                        "workload": w.name,
-                        "batch": w.batch,
-                        "threads": t,
-                        "algorithm": k.algorithm,
-                    }
-                    result = self._worker(task, "choose", where)
-                    if result is not None:
-                        times[k.algorithm] = float(result["median_s"])
-                if not times:
+                task = ProbeTask(
+                    workload=w,
+                    kernels={k.algorithm: str(k.path) for k in candidates},
+                    threads=t,
+                    cpus=list(plan_cpus(t, self.available).cpus),
+                    seed=self.options.seed,
+                    config=probe,
+                )
+                where = {"workload": w.name, "batch": w.batch, "threads": t}
+                result = self._worker(task, "choose", where)
+                if result is None:
                     continue
+                times = {a: float(v) for a, v in result["median_s"].items()}
                 best = min(times, key=lambda a: times[a])
                 self.kernels[(w.key, t)] = next(k for k in candidates if k.algorithm == best)
                 m = tile_of(best)

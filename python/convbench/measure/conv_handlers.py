@@ -38,7 +38,7 @@ from ..results.record import Record
 from ..spec.arrays import aligned_empty, conv_inputs
 from ..spec.conv import ConvWorkload
 from .process import make_record, pin_timing_thread, restrict_process
-from .tasks import CheckTask, MeasureTask, OverheadTask, PeakTask, TimeFuncTask
+from .tasks import CheckTask, MeasureTask, OverheadTask, PeakTask, ProbeTask, TimeFuncTask
 
 __all__ = [
     "peak",
@@ -348,6 +348,31 @@ def _measure_tf_kernel(task: MeasureTask) -> Record:
         cache="cold" if copies else None,
         cold_copies=copies or None,
     )
+
+
+def probe_algorithms(task: ProbeTask) -> dict[str, Any]:
+    """{"median_s": {algorithm: median}} of the candidate kernels of a conv, their samples
+    alternated round by round in this one process (ProbeTask)."""
+    w = task.workload
+    assert isinstance(w, ConvWorkload)
+    restrict_process(sorted(set(task.cpus)))
+    pin_threads(task.cpus)
+    pin_timing_thread(task.cpus)
+    data, hwio = conv_inputs(w, task.seed)
+    runs = {}
+    for algorithm, path in task.kernels.items():
+        kernel = conv_kernel(path, w, algorithm)
+        weight, _ = kernel.prepare(hwio)
+        runs[algorithm] = (kernel, [data, weight, kernel.new_output()])
+    warm = dataclasses.replace(task.config, samples=1)
+    for kernel, arrays in runs.values():
+        kernel.time(*arrays, config=warm)  # each warmed up as a cell is, before any round
+    one = dataclasses.replace(task.config, samples=1, warmup_iters=1, warmup_s=0.0)
+    times: dict[str, list[float]] = {a: [] for a in runs}
+    for _ in range(task.config.samples):
+        for algorithm, (kernel, arrays) in runs.items():
+            times[algorithm].append(kernel.time(*arrays, config=one).wall_s[0])
+    return {"median_s": {a: statistics.median(v) for a, v in times.items()}}
 
 
 def check_conv(task: CheckTask) -> dict[str, Any]:

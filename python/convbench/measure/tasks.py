@@ -21,6 +21,7 @@ __all__ = [
     "MeasureTask",
     "OverheadTask",
     "PeakTask",
+    "ProbeTask",
     "Task",
     "TimeFuncTask",
     "task_from_json",
@@ -126,6 +127,21 @@ class GraphDefTask(Task):
 
 
 @dataclass(frozen=True)
+class ProbeTask(Task):
+    """The candidate kernels of one conv ({algorithm: library}: direct, Winograd tiles) timed
+    by the native loop in one process, one sample of each in turn for `config.samples` rounds:
+    what the machine does to one candidate it does to the others, so the faster is the faster."""
+
+    type: ClassVar[str] = "probe"
+    workload: Workload
+    kernels: dict[str, str]
+    threads: int
+    cpus: list[int]
+    seed: int = 0
+    config: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass(frozen=True)
 class PeakTask(Task):
     """The fp32 FMA roof on these CPUs, one pinned thread each: a short probe."""
 
@@ -145,6 +161,7 @@ _TYPES: dict[str, type[Task]] = {
         TimeFuncTask,
         GraphDefTask,
         PeakTask,
+        ProbeTask,
     )
 }
 

@@ -22,6 +22,7 @@ from .tasks import (
     MeasureTask,
     OverheadTask,
     PeakTask,
+    ProbeTask,
     Task,
     TimeFuncTask,
     task_from_json,
@@ -43,6 +44,7 @@ HANDLERS: dict[tuple[type[Task], str | None, str | None], Callable[[Any], Any]] 
     (OverheadTask, None, None): conv_handlers.overhead,
     (TimeFuncTask, None, None): conv_handlers.time_func,
     (PeakTask, None, None): conv_handlers.peak,
+    (ProbeTask, "conv", None): conv_handlers.probe_algorithms,
 }
 
 
