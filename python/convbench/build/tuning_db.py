@@ -25,7 +25,7 @@ import json
 import os
 import statistics
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,10 +169,12 @@ class TuningDatabase:
         duel found it faster than the default schedule (uses_tuned)."""
         return self.lookup_key(workload_key(w), target, mod, honour_summary)
 
-    def may_have(self, key: str, target: Any) -> bool:
-        """Whether lookup_key(key, target, ...) can find a schedule a build uses, from the
-        files alone (no module to compile): a root with the task's records and a finished duel
-        the tuned schedule won, before any root whose finished duel it lost."""
+    def _usable(
+        self, key: str, target: Any, honour_summary: bool = True
+    ) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """The directories (and summaries) under `key` whose records a lookup may use, root by
+        root; with `honour_summary`, only those whose finished duel the tuned schedule won, and
+        none after a root whose finished duel the default schedule won."""
         for root in self.roots:
             d = task_dir(root, key, target)
             if not (
@@ -181,11 +183,16 @@ class TuningDatabase:
             ):
                 continue
             summary = read_summary(d)
-            if uses_tuned(summary):
-                return True
-            if summary:
-                return False
-        return False
+            if honour_summary and not uses_tuned(summary):
+                if summary:
+                    return  # this root's finished duel: the default schedule won
+                continue  # an interrupted tune here: its records are not used
+            yield d, summary
+
+    def may_have(self, key: str, target: Any) -> bool:
+        """Whether lookup_key(key, target, ...) can find a schedule a build uses, from the
+        files alone (no module to compile)."""
+        return next(self._usable(key, target), None) is not None
 
     def lookup_key(
         self, key: str, target: Any, mod: Any, honour_summary: bool = True
@@ -193,17 +200,8 @@ class TuningDatabase:
         """lookup() for any task kept under `key` (a conv workload, or a fused model function)."""
         from tvm.s_tir import meta_schedule as ms
 
-        for root in self.roots:
-            d = task_dir(root, key, target)
+        for d, summary in self._usable(key, target, honour_summary):
             wl, rec = d / "database_workload.json", d / "database_tuning_record.json"
-            if not (wl.exists() and rec.exists()):
-                continue
-            summary = read_summary(d)
-            if honour_summary and not uses_tuned(summary):
-                if summary:
-                    return None  # this root's finished duel: the default schedule won
-                continue  # an interrupted tune here: its records are not used
-
             db = ms.database.JSONDatabase(path_workload=str(wl), path_tuning_record=str(rec))
             sch = ms.tir_integration.compile_tir(db, mod, target)
             if sch is None:

@@ -78,8 +78,16 @@ def _python_loop(f: Any, args: list[Any]) -> Any:
     raise ValueError(f"no Python loop for {len(args)} arguments")
 
 
-def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig) -> Timing:
-    """Times `kernel` on `arrays` along one TVM path of the overhead ladder."""
+def tvm_path_timer(
+    path: str,
+    kernel: Any,
+    arrays: list[Any],
+    config: RunConfig,
+    paired: list[float] | None = None,
+) -> Timing:
+    """Times `kernel` on `arrays` along one TVM path of the overhead ladder. `paired` (the
+    evaluator): filled with samples of the native loop, one after each of the evaluator's
+    (evaluator_timing's `beside`)."""
     if path == "native":
         return kernel.time(*arrays, config=config)
     kernel.native.check(arrays)  # the paths below hand the arrays to TVM unchecked
@@ -101,7 +109,11 @@ def tvm_path_timer(path: str, kernel: Any, arrays: list[Any], config: RunConfig)
         # The very arrays the native loop times (no copies: a copy is other memory, placed and
         # aligned otherwise).
         tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
-        return evaluator_timing(mod, tvm.cpu(0), tensors, config)[0]
+        beside = native_sample(kernel, arrays, config) if paired is not None else None
+        timing, samples = evaluator_timing(mod, tvm.cpu(0), tensors, config, beside)
+        if paired is not None:
+            paired.extend(samples)
+        return timing
     raise ValueError(f"unknown TVM path {path!r}")
 
 
@@ -179,12 +191,18 @@ def conv_kernel(path: str, w: ConvWorkload, algorithm: str = "direct") -> ConvKe
 TRANSFORM_RUNS = 5
 
 
+def _pin_tvm(cpus: list[int]) -> dict[str, Any]:
+    """This process confined to `cpus`, TVM's pool pinned one worker per CPU, and the timing
+    thread pinned: what the pinning read back."""
+    restrict_process(sorted(set(cpus)))
+    pin_threads(cpus)
+    return pin_timing_thread(cpus)
+
+
 def measure_conv_tvm(task: MeasureTask) -> Record:
     w = task.workload
     assert isinstance(w, ConvWorkload)
-    restrict_process(sorted(set(task.cpus)))
-    pin_threads(task.cpus)
-    pin = pin_timing_thread(task.cpus)
+    pin = _pin_tvm(task.cpus)
     assert task.kernel_path is not None
     kernel = conv_kernel(task.kernel_path, w, task.algorithm)
     data, hwio = conv_inputs(w, task.seed)
@@ -209,21 +227,12 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
             cache="cold",
             cold_copies=copies,
         )
-    arrays = [data, weight, out]
-    if task.path == "evaluator":
-        # the native loop's samples alternate with the evaluator's: the cross-check between
-        # the two timers of one call compares them under the same conditions
-        import tvm
-        import tvm_ffi
-
-        kernel.native.check(arrays)
-        mod = tvm.runtime.load_module(str(kernel.path))
-        tensors = [tvm_ffi.from_dlpack(x) for x in arrays]
-        beside = native_sample(kernel, arrays, task.config)
-        timing, paired = evaluator_timing(mod, tvm.cpu(0), tensors, task.config, beside)
+    # the evaluator's samples alternate with the native loop's: the cross-check between the two
+    # timers of one call compares them under the same conditions
+    paired: list[float] | None = [] if task.path == "evaluator" else None
+    timing = tvm_path_timer(task.path, kernel, [data, weight, out], task.config, paired)
+    if paired:
         extra["paired_native_s"] = paired
-    else:
-        timing = tvm_path_timer(task.path, kernel, arrays, task.config)
     return make_record(task, timing, **pin, **extra, pool_threads=_core.tvm_num_threads())
 
 
@@ -355,9 +364,7 @@ def probe_algorithms(task: ProbeTask) -> dict[str, Any]:
     alternated round by round in this one process (ProbeTask)."""
     w = task.workload
     assert isinstance(w, ConvWorkload)
-    restrict_process(sorted(set(task.cpus)))
-    pin_threads(task.cpus)
-    pin_timing_thread(task.cpus)
+    _pin_tvm(task.cpus)
     data, hwio = conv_inputs(w, task.seed)
     runs = {}
     for algorithm, path in task.kernels.items():
@@ -367,11 +374,11 @@ def probe_algorithms(task: ProbeTask) -> dict[str, Any]:
     warm = dataclasses.replace(task.config, samples=1)
     for kernel, arrays in runs.values():
         kernel.time(*arrays, config=warm)  # each warmed up as a cell is, before any round
-    one = dataclasses.replace(task.config, samples=1, warmup_iters=1, warmup_s=0.0)
+    samplers = {a: native_sample(k, arrays, task.config) for a, (k, arrays) in runs.items()}
     times: dict[str, list[float]] = {a: [] for a in runs}
     for _ in range(task.config.samples):
-        for algorithm, (kernel, arrays) in runs.items():
-            times[algorithm].append(kernel.time(*arrays, config=one).wall_s[0])
+        for algorithm, sample in samplers.items():
+            times[algorithm].append(sample())
     return {"median_s": {a: statistics.median(v) for a, v in times.items()}}
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..paths import RUNGS
-from ..results.analysis import CONTAINMENT_TOLERANCE, by_cell, framework_shares
+from ..results.analysis import by_cell, faster_beyond_noise, framework_shares
 from ..results.document import ResultsDoc
 from ..results.record import Record
 from .format import WIDTH, fmt_range, fmt_time, split_columns, table
@@ -243,10 +243,8 @@ def _onednn(m: dict[str, Record], conv: bool) -> tuple[float | None, str]:
     graph = graph if graph and not graph.inconsistent else None
     if not conv:
         return (graph.median_s if graph else None), ""
-    if ker and graph:
-        noise = max(CONTAINMENT_TOLERANCE, 2 * max(ker.cv or 0.0, graph.cv or 0.0))
-        if graph.median_s * (1 + noise) < ker.median_s:
-            return graph.median_s, "<="
+    if ker and graph and faster_beyond_noise(graph, ker):
+        return graph.median_s, "<="
     return (ker.median_s if ker else None), ""
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "by_cell",
     "conv_prediction",
     "cross_checks",
+    "faster_beyond_noise",
     "framework_shares",
     "ladder",
     "layer_table",
@@ -42,16 +43,12 @@ def _noise(a: Record, b: Record, floor: float) -> float:
     return max(floor, 2 * max(a.cv or 0.0, b.cv or 0.0))
 
 
-def _paired_noise(ev: Record) -> float:
-    """The spread of the ratio evaluator / native over an evaluator cell's alternated pairs
-    (its CV): what the machine did to both timers cancels out of it."""
-    pairs = list(zip(ev.wall_samples_s, ev.paired_native_s or (), strict=False))
-    ratios = [e / n for e, n in pairs if n > 0]
-    if len(ratios) < 2:
-        return 0.0
-    mean = sum(ratios) / len(ratios)
-    var = sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)
-    return var**0.5 / mean if mean > 0 else 0.0
+def faster_beyond_noise(a: Record, b: Record, b_s: float | None = None) -> bool:
+    """Whether `a` is faster than `b` (its median, or `b_s` where b's time is derived from it,
+    as TVM's kernel is) by more than CONTAINMENT_TOLERANCE or twice their CVs: a call faster
+    than what it contains, which cannot be."""
+    limit = b.median_s if b_s is None else b_s
+    return a.median_s * (1 + _noise(a, b, CONTAINMENT_TOLERANCE)) < limit
 
 
 Cell = tuple[str, int, int]
@@ -91,7 +88,7 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
         if ev and paired:
             # the native loop's samples alternated with the evaluator's, in the same processes
             diff = abs(paired - ev.median_s) / ev.median_s
-            allowed = max(EVALUATOR_TOLERANCE, 2 * _paired_noise(ev))
+            allowed = max(EVALUATOR_TOLERANCE, 2 * ev.paired_ratio_cv)
             if diff > allowed:
                 out[(cell, ev.id)] = (
                     f"tvm/native ({paired * 1e6:.2f} us, alternated with the evaluator) and "
@@ -110,28 +107,14 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
         for backend in ("tvm", "tf"):
             kernel = m.get(f"{backend}/kernel")
             native = m.get(f"{backend}/native")
-            if (
-                kernel
-                and native
-                and (
-                    kernel.median_s
-                    > native.median_s * (1 + _noise(kernel, native, CONTAINMENT_TOLERANCE))
-                )
-            ):
+            if kernel and native and faster_beyond_noise(native, kernel):
                 out[(cell, kernel.id)] = (
                     f"{kernel.id} ({kernel.median_s * 1e6:.2f} us) is slower than "
                     f"{native.id} ({native.median_s * 1e6:.2f} us), which contains it"
                 )
             for path, inner in wraps(backend, references=False).items():
                 outer_r, inner_r = m.get(f"{backend}/{path}"), m.get(f"{backend}/{inner}")
-                if (
-                    outer_r
-                    and inner_r
-                    and (
-                        outer_r.median_s * (1 + _noise(outer_r, inner_r, CONTAINMENT_TOLERANCE))
-                        < inner_r.median_s
-                    )
-                ):
+                if outer_r and inner_r and faster_beyond_noise(outer_r, inner_r):
                     out[(cell, outer_r.id)] = (
                         f"{outer_r.id} ({outer_r.median_s * 1e6:.2f} us) is faster than "
                         f"{inner_r.id} ({inner_r.median_s * 1e6:.2f} us), which it wraps"
@@ -281,7 +264,7 @@ def framework_shares(
                 if what == r.id:
                     continue  # the chain's root standing as its own kernel
                 t = r.median_s
-                if t * (1 + _noise(r, base_r, CONTAINMENT_TOLERANCE)) < base_s:
+                if faster_beyond_noise(r, base_r, base_s):
                     excluded[rung.name] = (
                         f"{r.id} ({t * 1e6:.2f} us) is faster than {what} "
                         f"({base_s * 1e6:.2f} us), which it contains: "

@@ -167,6 +167,14 @@ class Record:
         return float(np.median(self.paired_native_s)) if self.paired_native_s else None
 
     @property
+    def paired_ratio_cv(self) -> float:
+        """tvm/evaluator: the CV of evaluator / native over the alternated pairs (0 without
+        pairs): what the machine did to both timers cancels out of it."""
+        pairs = zip(self.wall_samples_s, self.paired_native_s or (), strict=False)
+        ratios = [e / n for e, n in pairs if n > 0]
+        return _cv(ratios) if len(ratios) > 1 else 0.0
+
+    @property
     def cv_within(self) -> float | None:
         """The spread inside a process: the mean of the processes' CVs."""
         groups = self.process_samples_s or ([self.wall_samples_s] if self.wall_samples_s else [])
