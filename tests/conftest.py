@@ -35,6 +35,8 @@ QUICK = [
     "2",
     "--repetitions",
     "1",
+    "--max-repetitions",
+    "1",
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import QUICK
 from convbench.native.harness import RunConfig
 from convbench.paths import PATHS
+from convbench.results.record import Record, pool_processes
 from convbench.run import Runner, RunOptions
 from convbench.spec import load_spec
 
@@ -35,6 +36,13 @@ RECORD_FIELDS = {
 }
 
 
+def _unstable_after(r: dict, n: int) -> bool:
+    """Whether a record's first `n` processes, pooled, leave its cell unstable."""
+    one = {**r, "process_samples_s": None, "process_passes": None, "repetitions": None}
+    rs = [Record.from_json({**one, "wall_samples_s": s}) for s in r["process_samples_s"][:n]]
+    return pool_processes(rs).unstable
+
+
 @pytest.fixture(scope="module")
 def cli_run(convbench, tiny_shapes: Path, tmp_path_factory: pytest.TempPathFactory):
     cwd = tmp_path_factory.mktemp("run")
@@ -53,6 +61,8 @@ def cli_run(convbench, tiny_shapes: Path, tmp_path_factory: pytest.TempPathFacto
         *QUICK,
         "--repetitions",
         "2",
+        "--max-repetitions",
+        "3",
         cwd=cwd,
     )
     return proc, json.loads(out.read_text()), over, cwd, cache
@@ -86,10 +96,14 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     for r in doc["records"]:
         assert RECORD_FIELDS <= set(r), RECORD_FIELDS - set(r)
         assert r["oversubscribed"] == (r["threads"] == over)
-        # two processes of three samples each, pooled; every derived figure recomputed
-        assert r["repetitions"] == 2 and [len(s) for s in r["process_samples_s"]] == [3, 3]
+        # two processes of three samples each, pooled, and a third in a pass of its own where
+        # the first two left the cell unstable; every derived figure recomputed
+        n = r["repetitions"]
+        assert r["process_passes"] == list(range(n))
+        assert n == (3 if _unstable_after(r, 2) else 2)
+        assert [len(s) for s in r["process_samples_s"]] == [3] * n
         pooled = [t for s in r["process_samples_s"] for t in s]
-        assert r["samples"] == 6 and sorted(r["wall_samples_s"]) == sorted(pooled)
+        assert r["samples"] == 3 * n and sorted(r["wall_samples_s"]) == sorted(pooled)
         assert r["median_s"] == pytest.approx(np.median(pooled), rel=1e-12)
         assert r["p10_s"] == pytest.approx(np.percentile(pooled, 10), rel=1e-12)
         assert r["cv"] == pytest.approx(np.std(pooled, ddof=1) / np.mean(pooled), rel=1e-9)
@@ -348,6 +362,7 @@ def _with_processes(doc: dict, rng, n: int = 3, scale: dict | None = None) -> di
         r["wall_samples_s"] = [t for g in groups for t in g]
         r["median_s"] = float(np.median(r["wall_samples_s"]))
         r["repetitions"] = n
+        r["process_passes"] = list(range(n))
     return out
 
 
@@ -384,6 +399,10 @@ def test_compare_tests_per_process_medians(convbench, cli_run, tmp_path: Path) -
     proc = convbench("compare", *map(str, paths), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "slower" in proc.stdout and "per-process medians" in proc.stdout
+    # what moved every cell alike, and each run's passes: recomputed
+    shift = np.median([r["ratio"] for r in rows.values()])
+    assert f"the median new/old is {shift:.3f} over {len(rows)} cells" in proc.stdout
+    assert "old run, the median cell pass by pass" in proc.stdout
     bad = convbench("compare", str(paths[0]), str(tmp_path / "missing.json"), cwd=tmp_path)
     assert bad.returncode == 2 and "not a convbench results file" in bad.stderr
     # two machines: shown side by side, no verdict unless asked

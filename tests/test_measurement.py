@@ -91,6 +91,100 @@ def test_a_median_is_unstable_when_it_can_move_not_when_a_few_samples_stray() ->
     assert Record.from_json(out).unstable
 
 
+def test_from_five_processes_one_slow_process_does_not_make_a_cell_unstable() -> None:
+    rng = np.random.default_rng(3)
+    steady = [list(1e-4 * (1 + 0.005 * rng.standard_normal(10))) for _ in range(6)]
+    slow = [1.7 * t for t in steady[0]]  # a neighbour took the machine for one process
+    medians = lambda gs: [float(np.median(g)) for g in gs]  # noqa: E731
+    # three or four processes: the spread between them is the CV of their medians
+    for n in (3, 4):
+        groups = [slow, *steady[1:n]]
+        r = pool_processes([_record(g) for g in groups])
+        m = medians(groups)
+        assert r.spread_between == pytest.approx(np.std(m, ddof=1) / np.mean(m))
+        assert r.spread_between == pytest.approx(r.cv_between) and r.unstable
+    # five or six: the CV of their medians without the one farthest from the median, which
+    # one slow process does not make
+    for n in (5, 6):
+        groups = [slow, *steady[1:n]]
+        r = pool_processes([_record(g) for g in groups])
+        kept = medians(groups)[1:]
+        assert r.spread_between == pytest.approx(np.std(kept, ddof=1) / np.mean(kept))
+        assert r.cv_between > 0.10 and r.spread_between < 0.02
+        assert not r.unstable and r.outliers  # the slow process stays visible
+    # two slow processes of five: the median can move, and the cell is unstable
+    groups = [slow, [1.7 * t for t in steady[1]], *steady[2:5]]
+    r = pool_processes([_record(g) for g in groups])
+    m = medians(groups)
+    kept = sorted(m, key=lambda x: abs(x - np.median(m)))[:4]  # the farthest slow one left out
+    assert r.spread_between == pytest.approx(np.std(kept, ddof=1) / np.mean(kept))
+    assert r.unstable
+    out = r.to_json()
+    assert out["spread_between"] == pytest.approx(r.spread_between)
+
+
+def test_each_process_keeps_its_pass() -> None:
+    groups = [[1e-4, 1.1e-4], [1.2e-4, 1.0e-4], [1.05e-4, 1.0e-4]]
+    r = pool_processes([_record(g) for g in groups], passes=[0, 2, 4])
+    assert r.process_passes == [0, 2, 4]
+    assert Record.from_json(r.to_json()).process_passes == [0, 2, 4]
+    with pytest.raises(ValueError, match="2 passes given for 3 processes"):
+        pool_processes([_record(g) for g in groups], passes=[0, 1])
+
+
+def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_shapes) -> None:
+    """After the fixed passes, a cell still unstable gets one more process per pass until it is
+    stable or has max_repetitions; stable cells are not measured again; each extra pass runs in
+    a new fork server, its cells shuffled."""
+    from convbench.run import Runner
+    from convbench.spec import load_spec
+
+    options = RunOptions(threads=[1], repetitions=3, max_repetitions=6, seed=4)
+    runner = Runner(load_spec(tiny_shapes), options)
+    cells = list(runner.plan.cells())
+    # process medians by cell: one slow process (stable from five on), one bimodal (never
+    # stable), the rest steady
+    one_slow, bimodal = cells[0], cells[1]
+    scale = {one_slow: [1.0, 1.7, 1.0, 1.0, 1.0, 1.0], bimodal: [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]}
+    order: list[tuple[int, object]] = []
+    restarts = 0
+
+    def measure(cell, repetition=0):
+        n = len(runner.processes.get(runner._key(cell), []))
+        k = scale.get(cell, [1.0] * 6)[n]
+        order.append((repetition, cell))
+        runner._add_record(cell, _record([1e-4 * k, 1.01e-4 * k, 0.99e-4 * k]), repetition)
+
+    def restart():
+        nonlocal restarts
+        restarts += 1
+
+    runner.measure = measure
+    runner.workers.restart = restart
+    runner.measure_schedule(runner.plan.schedule())
+    count = {c: len(runner.processes[runner._key(c)]) for c in cells}
+    assert count[one_slow] == 5 and count[bimodal] == 6
+    assert all(count[c] == 3 for c in cells if c not in scale)
+    # passes 3, 4 hold both; pass 5 only the bimodal one, which stays unstable at the cap
+    extra = [(r, c) for r, c in order if r >= 3]
+    assert extra[:4] == runner.plan.extra_pass([one_slow, bimodal], 3) + runner.plan.extra_pass(
+        [one_slow, bimodal], 4
+    )
+    assert extra[4:] == [(5, bimodal)]
+    assert restarts == 2 + 3  # a new server for each pass after the first
+    first, second = runner.doc.records[:2]  # in the order of the first pass: the cells'
+    assert first.process_passes == [0, 1, 2, 3, 4] and not first.unstable
+    assert second.process_passes == [0, 1, 2, 3, 4, 5] and second.unstable
+    # max_repetitions at the fixed count: no extra pass
+    options = RunOptions(threads=[1], repetitions=3, max_repetitions=3, seed=4)
+    runner = Runner(load_spec(tiny_shapes), options)
+    order.clear()
+    runner.measure = measure
+    runner.workers.restart = restart
+    runner.measure_schedule(runner.plan.schedule())
+    assert max(r for r, _ in order) == 2
+
+
 def test_repetitions_are_interleaved_not_in_a_row(tiny_shapes) -> None:
     from convbench.spec import load_spec
 

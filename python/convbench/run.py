@@ -54,6 +54,7 @@ from .results.analysis import (
     serial_cells,
 )
 from .results.document import ResultsDoc
+from .results.drift import drift_warning, pass_drift
 from .results.record import Record, pool_processes, stability_warnings
 from .spec.conv import ConvSpec, ConvWorkload
 from .spec.model import ModelSpec, ModelWorkload, histogram_mismatch, model_workloads
@@ -89,6 +90,8 @@ class RunOptions:
     convs: bool = True  # the single convs of the shapes file
     layers: bool = True  # per-layer tables of every model cut
     repetitions: int = 3  # each cell measured in this many fresh processes, interleaved
+    # then a cell still unstable is measured again, a pass at a time, up to this many processes
+    max_repetitions: int = 6
     caches: tuple[str, ...] = ("warm",)  # and/or "cold": conv cells on arrays not in cache
     fork: bool = True  # processes forked from a server that imported TF and TVM once
     rpc: tuple[str, int, str] | None = None  # (tracker host, port, key): TVM cells go there
@@ -153,6 +156,13 @@ class RunPlan:
             random.Random(self.options.seed * 1000 + rep).shuffle(order)
             out += [(rep, c) for c in order]
         return out
+
+    def extra_pass(self, cells: list[Cell], repetition: int) -> list[tuple[int, Cell]]:
+        """(repetition, cell) for a pass over `cells` only (those still unstable), shuffled
+        like the passes before it."""
+        order = list(cells)
+        random.Random(self.options.seed * 1000 + repetition).shuffle(order)
+        return [(repetition, c) for c in order]
 
 
 def measure_task(
@@ -242,6 +252,7 @@ class Runner:
         self.doc = ResultsDoc()
         # each cell's process records, in the order cells were first measured
         self.processes: dict[tuple[str, int, str, str, str], list[Record]] = {}
+        self.passes: dict[tuple[str, int, str, str, str], list[int]] = {}  # each process's pass
         self.workers = Workers(options.cell_timeout_s, fork=options.fork)
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
@@ -291,7 +302,9 @@ class Runner:
                 "interpreter)"
                 if o.fork
                 else "a fresh interpreter per cell",
-                "interleaving": "every cell once per repetition; passes after the first shuffled",
+                "max_repetitions": o.max_repetitions,
+                "interleaving": "every cell once per repetition; passes after the first "
+                "shuffled; then the cells still unstable, a pass at a time",
                 "rtol": o.rtol,
                 "seed": o.seed,
                 "tf_threads": "intra_op=threads, inter_op=1",
@@ -716,15 +729,59 @@ class Runner:
         if result is None:
             return None
         record = Record.from_json(result).with_peak(self.doc.peak_gflops(cell.threads))
-        self._add_record(cell, record)
+        self._add_record(cell, record, repetition)
         return record
 
-    def _add_record(self, cell: Cell, record: Record) -> None:
+    def still_unstable(self, cells: list[Cell]) -> list[Cell]:
+        """The cells among `cells` whose pooled record is unstable and that have fewer than
+        `max_repetitions` processes: those an extra pass measures again."""
+        out = []
+        for cell in cells:
+            rs = self.processes.get(self._key(cell))
+            if rs and len(rs) < self.options.max_repetitions:
+                if pool_processes(rs).unstable:
+                    out.append(cell)
+        return out
+
+    def measure_schedule(self, schedule: list[tuple[int, Cell]]) -> None:
+        """The passes of `schedule`, a new fork server for each; then, pass by pass, the cells
+        still unstable again (up to `max_repetitions` processes each): more processes, so that
+        one that a neighbour on the machine slowed no longer decides the spread."""
+        current = 0
+        for repetition, cell in schedule:
+            if repetition != current:  # a new server: a fresh address layout per pass
+                self.workers.restart()
+                current = repetition
+            self.measure(cell, repetition)
+        cells = list(dict.fromkeys(c for _, c in schedule))
+        repetition = self.options.repetitions
+        while repetition < self.options.max_repetitions:
+            again = self.still_unstable(cells)
+            if not again:
+                break
+            self.reporter.note(
+                f"pass {repetition + 1}: {len(again)} unstable cell(s) measured again "
+                f"(up to {self.options.max_repetitions} processes each)"
+            )
+            self.workers.restart()
+            for _, cell in self.plan.extra_pass(again, repetition):
+                self.measure(cell, repetition)
+            cells = again
+            repetition += 1
+
+    @staticmethod
+    def _key(cell: Cell) -> tuple[str, int, str, str, str]:
+        return (cell.workload.key, cell.threads, cell.backend, cell.path, cell.cache)
+
+    def _add_record(self, cell: Cell, record: Record, repetition: int) -> None:
         """One process's record of a cell: pooled with the cell's others, shown, saved."""
-        key = (cell.workload.key, cell.threads, cell.backend, cell.path, cell.cache)
+        key = self._key(cell)
         self.processes.setdefault(key, []).append(record)
+        self.passes.setdefault(key, []).append(repetition)
         self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
-        self.doc.records = [pool_processes(rs) for rs in self.processes.values()]
+        self.doc.records = [
+            pool_processes(rs, self.passes.get(k)) for k, rs in self.processes.items()
+        ]
         self.reporter.record(record)
         self.save()
 
@@ -869,7 +926,7 @@ class Runner:
             self._error("measure", _where(cell, rep), f"remote: {error}")
             return
         record = Record.from_json(result).with_peak(peaks.get(str(cell.threads)))
-        self._add_record(cell, record)
+        self._add_record(cell, record, rep)
 
     # --- per-layer tables and the analysis ----------------------------------------------------
     def layers(self, w: ModelWorkload, threads: int) -> None:
@@ -918,6 +975,12 @@ class Runner:
             for path in e.get("contradicts", ()):  # records' own marks are warned above
                 self._warn(f"{e['workload']} b{e['batch']} t{e['threads']}: {e['excluded'][path]}")
         for message in stability_warnings(self.doc.records):
+            self._warn(message)
+        drift = pass_drift(self.doc.records)
+        if drift is not None:
+            self.doc.extra["drift"] = drift
+        message = drift_warning(drift)
+        if message:
             self._warn(message)
         serial = serial_cells(self.doc.records)
         if serial:
@@ -968,12 +1031,7 @@ class Runner:
             if self.options.rpc is not None:
                 self.measure_remote(schedule)
                 schedule = [(r, c) for r, c in schedule if c.backend != "tvm"]
-            current = 0
-            for repetition, cell in schedule:
-                if repetition != current:  # a new server: a fresh address layout per pass
-                    self.workers.restart()
-                    current = repetition
-                self.measure(cell, repetition)
+            self.measure_schedule(schedule)
             if self.options.layers:
                 for mw in self.plan.models:
                     for t in self.options.threads:

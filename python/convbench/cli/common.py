@@ -321,6 +321,14 @@ def add_timing_args(p: argparse.ArgumentParser) -> None:
         "statistics pool them and compare tests their medians (3)",
     )
     p.add_argument(
+        "--max-repetitions",
+        type=bounded_int(1, 1000, "max-repetitions"),
+        default=None,
+        metavar="M",
+        help="then measure the cells still unstable again, a pass at a time, until they are "
+        "stable or have M processes (6; at most --repetitions: never)",
+    )
+    p.add_argument(
         "--cache",
         type=cache_modes,
         default=("warm",),
@@ -400,6 +408,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
         ),
         seed=args.seed,
         repetitions=args.repetitions,
+        max_repetitions=max(args.repetitions, args.max_repetitions or RunOptions.max_repetitions),
         fork=args.fork,
         caches=args.cache,
         cache_dir=args.cache_dir,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..report.tables import compare_table
 from ..results.compare import compare_runs, machine_name
+from ..results.document import ResultsDoc
+from ..results.drift import common_shift, pass_drift
 from .common import bounded_float, consoles, read_results
 
 __all__ = ["compare_main"]
@@ -53,4 +55,34 @@ def compare_main(argv: list[str]) -> int:
     rows = compare_runs(old, new, args.alpha, args.min_change, args.across_machines)
     n_old, n_new = len(old.records), len(new.records)
     console.print(compare_table(rows, n_old - len(rows), n_new - len(rows)))
+    for line in machine_lines(old, new, rows):
+        console.print(line, highlight=False)
     return 0
+
+
+def machine_lines(old: ResultsDoc, new: ResultsDoc, rows: list[dict]) -> list[str]:
+    """What moved every cell alike (the machine, or a change to all of them), beside what each
+    run saw of its machine: the drift between its passes and its own peak probe."""
+    out = []
+    shift = common_shift(rows)
+    if shift is not None:
+        out.append(
+            f"every compared cell: the median new/old is {shift:.3f} over {len(rows)} cells "
+            "(a shift common to all of them: the machine's state, or a change made to all)"
+        )
+    for label, doc in (("old", old), ("new", new)):
+        drift = pass_drift(doc.records, doc.header.get("config", {}).get("repetitions"))
+        if drift is not None:
+            change = ", ".join(f"{c:+.1%}" for c in drift["change"])
+            out.append(
+                f"{label} run, the median cell pass by pass: {change} "
+                f"(range {drift['range']:.1%}, {drift['cells']} cells)"
+            )
+    probes = []
+    for t in sorted(set(old.peak) & set(new.peak), key=lambda k: int(k) if k.isdigit() else 0):
+        a, b = old.peak[t].get("this_run_gflops"), new.peak[t].get("this_run_gflops")
+        if a and b:
+            probes.append(f"{a / b:.3f} at {t} thread(s)")
+    if probes:
+        out.append(f"the runs' own peak probes, time new/old: {', '.join(probes)}")
+    return out

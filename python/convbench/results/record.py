@@ -16,13 +16,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UNSTABLE_CV", "UNSTABLE_SPREAD", "Record", "pool_processes", "stability_warnings"]
+__all__ = [
+    "ROBUST_BETWEEN",
+    "UNSTABLE_CV",
+    "UNSTABLE_SPREAD",
+    "Record",
+    "pool_processes",
+    "stability_warnings",
+]
 
 UNSTABLE_CV = 0.10  # pyperf's threshold: std >= 10% of the mean
 # A cell's median is unstable when it can move this much: its processes' medians spread this far
 # (their CV), or the samples inside its processes do (the scaled MAD over the median, a spread
 # that a few outlying samples do not make, as they do not move the median either).
 UNSTABLE_SPREAD = 0.10
+# From this many processes on, the spread between them leaves out the one in five farthest from
+# their median: one process of five that ran slow (a neighbour's burst on the machine) moves the
+# pooled median little, and no longer makes the cell unstable, while two still do. With fewer
+# processes it is the CV of all their medians.
+ROBUST_BETWEEN = 5
 
 # Fields that only some paths have: left out of the JSON when not set.
 _OPTIONAL = (
@@ -45,6 +57,7 @@ _OPTIONAL = (
     "flush_denormals",
     "repetitions",
     "process_samples_s",
+    "process_passes",
 )
 _DERIVED = (
     "pct_peak",
@@ -54,6 +67,7 @@ _DERIVED = (
     "process_medians_s",
     "cv_within",
     "cv_between",
+    "spread_between",
 )
 
 
@@ -100,6 +114,7 @@ class Record:
     cold_copies: int | None = None  # how many copies of the arrays a cold cell rotates through
     repetitions: int | None = None  # processes that measured this cell (samples pooled)
     process_samples_s: list[list[float]] | None = None  # each process's samples, in run order
+    process_passes: list[int] | None = None  # the pass of the run each process ran in (0-based)
     device: str | None = None  # where it ran: `<key>:<server>` of an RPC device (None: here)
     algorithm: str | None = None  # a TVM conv kernel's: "direct" or "winograd-<m>"
     weight_transform_s: float | None = None  # Winograd: the weight transform, once per load
@@ -128,16 +143,27 @@ class Record:
     @property
     def spread(self) -> float | None:
         """How far the cell's median can move between runs: the larger of the spread between
-        its processes (the CV of their medians) and within them (the median over processes of
+        its processes (`spread_between`) and within them (the median over processes of
         1.4826 MAD / median, which estimates the CV of normal samples and ignores a few
         outliers). None for a file from before repetitions (no process samples)."""
         if not self.process_samples_s:
             return None
         within = [_robust_cv(s) for s in self.process_samples_s if len(s) > 1]
         parts = [float(np.median(within))] if within else []
-        if self.cv_between is not None:
-            parts.append(self.cv_between)
+        if self.spread_between is not None:
+            parts.append(self.spread_between)
         return max(parts) if parts else None
+
+    @property
+    def spread_between(self) -> float | None:
+        """The spread of the processes' medians: their CV, from ROBUST_BETWEEN processes on
+        without the n // 5 farthest from their median (None for one process)."""
+        medians = self.process_medians_s
+        if len(medians) < ROBUST_BETWEEN:
+            return self.cv_between
+        mid = float(np.median(medians))
+        kept = sorted(medians, key=lambda m: abs(m - mid))[: len(medians) - len(medians) // 5]
+        return _cv(kept)
 
     @property
     def unstable(self) -> bool:
@@ -213,6 +239,7 @@ class Record:
             out["process_medians_s"] = self.process_medians_s
             out["cv_within"] = self.cv_within
             out["cv_between"] = self.cv_between
+            out["spread_between"] = self.spread_between
         out.update(self.extra)
         return out
 
@@ -262,15 +289,21 @@ def _cv(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1)) / mean if mean > 0 and len(values) > 1 else 0.0
 
 
-def pool_processes(records: Sequence[Record]) -> Record:
+def pool_processes(records: Sequence[Record], passes: Sequence[int] | None = None) -> Record:
     """One record of a cell from the records of the processes that measured it (repetitions):
-    statistics over every sample of every process, each process's samples kept, and the spread
-    within and between processes derived from them."""
+    statistics over every sample of every process, each process's samples kept (with the pass
+    of the run each ran in, `passes`, where given), and the spread within and between processes
+    derived from them."""
     if not records:
         raise ValueError("no record to pool")
+    if passes is not None and len(passes) != len(records):
+        raise ValueError(f"{len(passes)} passes given for {len(records)} processes")
     first = records[0]
+    passes = list(passes) if passes is not None else None
     if len(records) == 1 and first.process_samples_s is None:
-        return dataclasses.replace(first, process_samples_s=[list(first.wall_samples_s)])
+        return dataclasses.replace(
+            first, process_samples_s=[list(first.wall_samples_s)], process_passes=passes
+        )
     groups = [list(r.wall_samples_s) for r in records]
     pooled = np.asarray([t for g in groups for t in g], dtype=float)
     median = float(np.median(pooled))
@@ -312,5 +345,6 @@ def pool_processes(records: Sequence[Record]) -> Record:
         paired_native_s=[t for r in records for t in r.paired_native_s or ()] or None,
         repetitions=len(records),
         process_samples_s=groups,
+        process_passes=passes,
         device=", ".join(sorted({r.device for r in records if r.device})) or None,
     )
