@@ -153,3 +153,50 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_fault_of_convbench_itself_keeps_the_records_and_prints_no_traceback(
+    tiny_shapes, tmp_path, monkeypatch
+) -> None:
+    """An exception convbench does not expect, raised after some cells were measured: the run
+    ends with a one-line message that names the error and where it came from, and the JSON
+    keeps what was measured."""
+    import io
+
+    from convbench.cli import common
+    from convbench.results.record import Record
+    from rich.console import Console
+
+    out = tmp_path / "r.json"
+    record = Record.from_json(
+        {
+            "workload": "w",
+            "backend": "tvm",
+            "path": "native",
+            "threads": 1,
+            "batch": 1,
+            "samples": 1,
+            "median_s": 1e-4,
+            "wall_samples_s": [1e-4],
+            "other_threads_cpus": [],
+        }
+    )
+
+    def run(self):
+        self.doc.records = [record]
+        self.save()
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(common.Runner, "run", run)
+    shapes = common.load_shapes(tiny_shapes)
+    text = io.StringIO()
+    err = Console(file=text, width=200)
+    status = common.execute(
+        shapes, common.RunOptions(threads=[1]), out, Console(file=io.StringIO()), err
+    )
+    assert status == 1
+    message = text.getvalue()
+    assert "internal error (TypeError: unhashable type: 'list', at test_faults.py:" in message
+    assert "in run); please report it" in message and "Traceback" not in message
+    assert f"{out} holds the 1 measurement(s) saved before the fault" in message
+    assert len(json.loads(out.read_text())["records"]) == 1

@@ -132,56 +132,72 @@ def test_each_process_keeps_its_pass() -> None:
         pool_processes([_record(g) for g in groups], passes=[0, 1])
 
 
-def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_shapes) -> None:
+def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) -> None:
     """After the fixed passes, a cell still unstable gets one more process per pass until it is
     stable or has max_repetitions; stable cells are not measured again; each extra pass runs in
-    a new fork server, its cells shuffled."""
+    a new fork server, its cells shuffled. Conv and model cells alike."""
     from convbench.run import Runner
-    from convbench.spec import load_spec
+    from convbench.spec import load_shapes
 
-    options = RunOptions(threads=[1], repetitions=3, max_repetitions=6, seed=4)
-    runner = Runner(load_spec(tiny_shapes), options)
+    shapes = load_shapes(tiny_model)
+
+    def runner_with(max_repetitions: int) -> Runner:
+        options = RunOptions(
+            threads=[1], repetitions=3, max_repetitions=max_repetitions, seed=4, model=shapes.model
+        )
+        return Runner(shapes.convs, options)
+
+    runner = runner_with(6)
     cells = list(runner.plan.cells())
-    # process medians by cell: one slow process (stable from five on), one bimodal (never
-    # stable), the rest steady
-    one_slow, bimodal = cells[0], cells[1]
-    scale = {one_slow: [1.0, 1.7, 1.0, 1.0, 1.0, 1.0], bimodal: [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]}
+    # process medians by cell: a conv with one slow process (stable from five on), a model cut
+    # that stays bimodal (never stable), the rest steady
+    one_slow = cells[0]
+    bimodal = next(c for c in cells if c.workload.kind != "conv")
+    scale = {
+        Runner._key(one_slow): [1.0, 1.7, 1.0, 1.0, 1.0, 1.0],
+        Runner._key(bimodal): [1.0, 2.0, 1.0, 2.0, 1.0, 2.0],
+    }
     order: list[tuple[int, object]] = []
     restarts = 0
 
     def measure(cell, repetition=0):
-        n = len(runner.processes.get(runner._key(cell), []))
-        k = scale.get(cell, [1.0] * 6)[n]
-        order.append((repetition, cell))
+        key = Runner._key(cell)
+        k = scale.get(key, [1.0] * 6)[len(runner.processes.get(key, []))]
+        order.append((repetition, Runner._key(cell)))
         runner._add_record(cell, _record([1e-4 * k, 1.01e-4 * k, 0.99e-4 * k]), repetition)
 
     def restart():
         nonlocal restarts
         restarts += 1
 
-    runner.measure = measure
-    runner.workers.restart = restart
-    runner.measure_schedule(runner.plan.schedule())
-    count = {c: len(runner.processes[runner._key(c)]) for c in cells}
-    assert count[one_slow] == 5 and count[bimodal] == 6
-    assert all(count[c] == 3 for c in cells if c not in scale)
+    def drive(r: Runner) -> None:
+        r.measure = measure
+        r.workers.restart = restart
+        r.measure_schedule(r.plan.schedule())
+
+    drive(runner)
+    count = {k: len(rs) for k, rs in runner.processes.items()}
+    assert len(count) == len(cells)
+    assert count[Runner._key(one_slow)] == 5 and count[Runner._key(bimodal)] == 6
+    assert all(n == 3 for k, n in count.items() if k not in scale)
     # passes 3, 4 hold both; pass 5 only the bimodal one, which stays unstable at the cap
-    extra = [(r, c) for r, c in order if r >= 3]
-    assert extra[:4] == runner.plan.extra_pass([one_slow, bimodal], 3) + runner.plan.extra_pass(
-        [one_slow, bimodal], 4
-    )
-    assert extra[4:] == [(5, bimodal)]
+    extra = [(r, k) for r, k in order if r >= 3]
+    want = [
+        (r, Runner._key(c))
+        for p in (3, 4)
+        for r, c in runner.plan.extra_pass([one_slow, bimodal], p)
+    ]
+    assert extra[:4] == want
+    assert extra[4:] == [(5, Runner._key(bimodal))]
     assert restarts == 2 + 3  # a new server for each pass after the first
-    first, second = runner.doc.records[:2]  # in the order of the first pass: the cells'
+    pooled = dict(zip(runner.processes, runner.doc.records, strict=True))
+    first, second = pooled[Runner._key(one_slow)], pooled[Runner._key(bimodal)]
     assert first.process_passes == [0, 1, 2, 3, 4] and not first.unstable
     assert second.process_passes == [0, 1, 2, 3, 4, 5] and second.unstable
     # max_repetitions at the fixed count: no extra pass
-    options = RunOptions(threads=[1], repetitions=3, max_repetitions=3, seed=4)
-    runner = Runner(load_spec(tiny_shapes), options)
     order.clear()
-    runner.measure = measure
-    runner.workers.restart = restart
-    runner.measure_schedule(runner.plan.schedule())
+    runner = runner_with(3)
+    drive(runner)
     assert max(r for r, _ in order) == 2
 
 

@@ -753,7 +753,7 @@ class Runner:
                 self.workers.restart()
                 current = repetition
             self.measure(cell, repetition)
-        cells = list(dict.fromkeys(c for _, c in schedule))
+        cells = list({self._key(c): c for _, c in schedule}.values())
         repetition = self.options.repetitions
         while repetition < self.options.max_repetitions:
             again = self.still_unstable(cells)

@@ -11,6 +11,7 @@ import re
 import resource
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -437,6 +438,16 @@ def execute(
     except OSError as e:
         reporter.stop()
         err.print(f"[bold red]convbench: stopped:[/] {_os_error(e)}", highlight=False)
+        err.print(_saved_so_far(json_path, runner.doc), highlight=False)
+        return 1
+    except Exception as e:  # a fault of convbench itself: what was measured is kept
+        reporter.stop()
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        err.print(
+            f"[bold red]convbench: internal error[/] ({type(e).__name__}: {e}, at "
+            f"{Path(where.filename).name}:{where.lineno} in {where.name}); please report it",
+            highlight=False,
+        )
         err.print(_saved_so_far(json_path, runner.doc), highlight=False)
         return 1
     reporter.stop()
