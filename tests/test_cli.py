@@ -366,6 +366,41 @@ def _with_processes(doc: dict, rng, n: int = 3, scale: dict | None = None) -> di
     return out
 
 
+def test_compare_sets_a_change_beside_the_machines_own(cli_run) -> None:
+    """Two runs whose peak probes say the machine ran 5% faster in the second: cells 5% faster
+    went with the machine; a cell 20% faster, or 5% slower, changed."""
+    from convbench.results.compare import compare_runs, machine_factor
+    from convbench.results.document import ResultsDoc
+
+    _, doc, _, _, _ = cli_run
+    rng = np.random.default_rng(1)
+    old = _with_processes(doc, rng)
+    scale = {("tvm", "native"): 0.8 * 0.95, ("tf", "kernel"): 1.05}
+    new = _with_processes(doc, rng, scale={**{p: 0.95 for p in PATHS}, **scale})
+    threads = sorted({r["threads"] for r in doc["records"]})
+    old["peak"] = {
+        str(t): {"gflops": 100.0, "cached": True, "this_run_gflops": 95.0} for t in threads
+    }
+    new["peak"] = {
+        str(t): {"gflops": 100.0, "cached": True, "this_run_gflops": 100.0} for t in threads
+    }
+    a, b = ResultsDoc.from_json(old), ResultsDoc.from_json(new)
+    assert machine_factor(a, b, threads[0]) == pytest.approx(0.95)
+    for r in compare_runs(a, b):
+        assert r["machine"] == pytest.approx(0.95)
+        if (r["backend"], r["path"]) == ("tvm", "native"):
+            assert r["verdict"] == "faster"
+        elif (r["backend"], r["path"]) == ("tf", "kernel"):
+            assert r["verdict"] == "slower"
+        else:
+            assert r["verdict"] in ("faster as the machine (x0.950)", "no significant change")
+    # without a probe on one side (a file from before, a failed probe): no machine to set beside
+    del new["peak"][str(threads[0])]
+    rows = compare_runs(a, ResultsDoc.from_json(new))
+    assert all(r["machine"] is None for r in rows if r["threads"] == threads[0])
+    assert any(r["verdict"] == "faster" for r in rows if r["path"] == "eager")
+
+
 def test_compare_tests_per_process_medians(convbench, cli_run, tmp_path: Path) -> None:
     from convbench.results.compare import compare_runs
     from convbench.results.document import ResultsDoc

@@ -10,7 +10,7 @@ import numpy as np
 from .document import ResultsDoc
 from .record import Record
 
-__all__ = ["compare_runs", "machine_name"]
+__all__ = ["compare_runs", "machine_factor", "machine_name"]
 
 Key = tuple[str, int, int, str, str]
 
@@ -35,6 +35,22 @@ def machine_name(doc: ResultsDoc, record: Record | None = None) -> str:
     return name
 
 
+def _probe(doc: ResultsDoc, threads: int) -> float | None:
+    """The fp32 peak a run's own short probe read at `threads` (GFLOP/s): `this_run_gflops`
+    beside a cached figure, or the figure itself when the run measured it."""
+    entry = doc.peak.get(str(threads)) or {}
+    value = entry.get("this_run_gflops") or (None if entry.get("cached") else entry.get("gflops"))
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def machine_factor(old: ResultsDoc, new: ResultsDoc, threads: int) -> float | None:
+    """How much longer the same work took the machine in `new` than in `old` at `threads`, by
+    the two runs' own peak probes (old GFLOP/s over new): a code-independent reading of the
+    machine's drift between the runs. None without both probes."""
+    a, b = _probe(old, threads), _probe(new, threads)
+    return a / b if a and b else None
+
+
 def compare_runs(
     old: ResultsDoc,
     new: ResultsDoc,
@@ -49,8 +65,11 @@ def compare_runs(
     calls nearly every cell of an A/A pair changed. A cell needs at least two processes on each
     side (`--repetitions`); the row says how many it had. A change smaller than `min_change`
     (as asv's factor) is not called, however small its p-value: a 1% shift between two runs is
-    machine drift, not a regression of the code. Two files from different machines get no
-    test unless `across_machines`: their difference is the machines'."""
+    machine drift, not a regression of the code. Nor is a change in the direction the machine
+    itself moved between the runs (`machine_factor`, from their peak probes) and no larger than
+    that move plus `min_change`: the verdict says it went with the machine. Two files from
+    different machines get no test unless `across_machines`: their difference is the
+    machines'."""
     from scipy.stats import ttest_ind
 
     a, b = _index(old), _index(new)
@@ -69,12 +88,15 @@ def compare_runs(
             else:
                 p = float(ttest_ind(la, lb, equal_var=False).pvalue)
         ratio = rb.median_s / ra.median_s if ra.median_s > 0 else float("nan")
+        machine = machine_factor(old, new, key[2]) if same_machine else None
         if not (same_machine or across_machines):
             verdict = "different machines: no test (--across-machines)"
         elif p is None:
             verdict = f"too few processes ({len(xa)} and {len(xb)}; 2 each needed)"
         elif p >= alpha or abs(np.log(ratio)) < np.log1p(min_change):
             verdict = "no significant change"
+        elif machine is not None and _with_machine(ratio, machine, min_change):
+            verdict = f"{'slower' if ratio > 1 else 'faster'} as the machine (x{machine:.3f})"
         else:
             verdict = "slower" if ratio > 1 else "faster"
         rows.append(
@@ -91,6 +113,14 @@ def compare_runs(
                 "processes": [len(xa), len(xb)],
                 "verdict": verdict,
                 "unstable": ra.unstable or rb.unstable,
+                "machine": machine,
             }
         )
     return rows
+
+
+def _with_machine(ratio: float, machine: float, min_change: float) -> bool:
+    """A change in the direction the machine moved, and no larger than its move plus
+    `min_change`: not to be told apart from the machine's own drift."""
+    r, m = np.log(ratio), np.log(machine)
+    return bool(r * m > 0 and abs(r) <= abs(m) + np.log1p(min_change))
