@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,30 @@ MEASUREMENT_KEYS = {
     "cpu_before",
     "cpu_after",
 }
+
+
+def process_record(samples: list[float]) -> Any:
+    """The record one process would give for a tvm/native cell with these samples."""
+    import numpy as np
+    from convbench.results.record import Record
+
+    s = np.asarray(samples, dtype=float)
+    return Record.from_json(
+        {
+            "workload": "w",
+            "backend": "tvm",
+            "path": "native",
+            "threads": 1,
+            "batch": 1,
+            "samples": len(s),
+            "median_s": float(np.median(s)),
+            "cv": float(np.std(s, ddof=1) / np.mean(s)) if len(s) > 1 else 0.0,
+            "wall_samples_s": [float(t) for t in s],
+            "other_threads_cpus": [],
+            "gflops": 1e-3 / float(np.median(s)),
+        }
+    )
+
 
 # Timing options that keep a CLI run short: correctness, not speed, is what the tests check.
 QUICK = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import process_record
 from convbench.results.drift import (
     DRIFT_WARN,
     MIN_CELLS,
@@ -16,20 +17,7 @@ from convbench.results.record import Record, pool_processes
 
 
 def _process(median: float, rng: np.random.Generator) -> Record:
-    s = list(median * (1 + 0.002 * rng.standard_normal(5)))
-    return Record.from_json(
-        {
-            "workload": "w",
-            "backend": "tvm",
-            "path": "native",
-            "threads": 1,
-            "batch": 1,
-            "samples": 5,
-            "median_s": float(np.median(s)),
-            "wall_samples_s": s,
-            "other_threads_cpus": [],
-        }
-    )
+    return process_record(list(median * (1 + 0.002 * rng.standard_normal(5))))
 
 
 def _run(

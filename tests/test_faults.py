@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import QUICK
+from conftest import QUICK, process_record
 from convbench.build.cache import KernelCache
 from convbench.cpus import plan_cpus
 from convbench.measure.pool import WorkerError, Workers, run_worker
@@ -164,23 +164,10 @@ def test_a_fault_of_convbench_itself_keeps_the_records_and_prints_no_traceback(
     import io
 
     from convbench.cli import common
-    from convbench.results.record import Record
     from rich.console import Console
 
     out = tmp_path / "r.json"
-    record = Record.from_json(
-        {
-            "workload": "w",
-            "backend": "tvm",
-            "path": "native",
-            "threads": 1,
-            "batch": 1,
-            "samples": 1,
-            "median_s": 1e-4,
-            "wall_samples_s": [1e-4],
-            "other_threads_cpus": [],
-        }
-    )
+    record = process_record([1e-4])
 
     def run(self):
         self.doc.records = [record]

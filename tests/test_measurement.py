@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import process_record
 from convbench.build.cache import KernelCache
 from convbench.host import COLD_MEMORY_CAP, cache_bytes, cold_copies
 from convbench.measure.pool import Workers
@@ -14,29 +15,10 @@ from convbench.run import RunOptions, RunPlan, measure_task
 from convbench.spec import ConvWorkload, parse_spec
 
 
-def _record(samples: list[float]) -> Record:
-    s = np.asarray(samples)
-    return Record.from_json(
-        {
-            "workload": "w",
-            "backend": "tvm",
-            "path": "native",
-            "threads": 1,
-            "batch": 1,
-            "samples": len(s),
-            "median_s": float(np.median(s)),
-            "cv": float(np.std(s, ddof=1) / np.mean(s)),
-            "wall_samples_s": list(s),
-            "other_threads_cpus": [],
-            "gflops": 1e-3 / float(np.median(s)),
-        }
-    )
-
-
 def test_pooled_statistics_equal_numpy_on_every_sample() -> None:
     rng = np.random.default_rng(1)
     groups = [list(1e-3 * (1 + 0.02 * rng.standard_normal(7)) + 1e-4 * i) for i in range(4)]
-    r = pool_processes([_record(g) for g in groups])
+    r = pool_processes([process_record(g) for g in groups])
     every = np.concatenate(groups)
     assert r.repetitions == 4 and r.samples == 28
     assert r.median_s == pytest.approx(np.median(every), rel=1e-12)
@@ -68,20 +50,20 @@ def test_a_median_is_unstable_when_it_can_move_not_when_a_few_samples_stray() ->
     # two samples of ten at twice the time (another load took a CPU for a moment): the CV is
     # far above 10%, the median does not move
     stray = [g[:8] + [2e-4, 2.1e-4] for g in steady]
-    r = pool_processes([_record(g) for g in stray])
+    r = pool_processes([process_record(g) for g in stray])
     assert r.cv > 0.10
     want = max(np.median([_mad_cv(g) for g in stray]), r.cv_between)
     assert r.spread == pytest.approx(want) and r.spread < 0.05
     assert not r.unstable and r.outliers
     # one process of three at 1.4x (a bimodal kernel): the median can move, so it is unstable
     slow = [*steady[:2], [1.4 * t for t in steady[2]]]
-    r = pool_processes([_record(g) for g in slow])
+    r = pool_processes([process_record(g) for g in slow])
     medians = [np.median(g) for g in slow]
     assert r.spread == pytest.approx(np.std(medians, ddof=1) / np.mean(medians))
     assert r.unstable and not r.outliers
     # half of a process's samples at twice the time: unstable within the process
     halves = [g[:5] + [2 * t for t in g[5:]] for g in steady]
-    r = pool_processes([_record(g) for g in halves])
+    r = pool_processes([process_record(g) for g in halves])
     assert r.spread == pytest.approx(np.median([_mad_cv(g) for g in halves]))
     assert r.unstable
     # the JSON says which, and reads back the same
@@ -99,7 +81,7 @@ def test_from_five_processes_one_slow_process_does_not_make_a_cell_unstable() ->
     # three or four processes: the spread between them is the CV of their medians
     for n in (3, 4):
         groups = [slow, *steady[1:n]]
-        r = pool_processes([_record(g) for g in groups])
+        r = pool_processes([process_record(g) for g in groups])
         m = medians(groups)
         assert r.spread_between == pytest.approx(np.std(m, ddof=1) / np.mean(m))
         assert r.spread_between == pytest.approx(r.cv_between) and r.unstable
@@ -107,14 +89,14 @@ def test_from_five_processes_one_slow_process_does_not_make_a_cell_unstable() ->
     # one slow process does not make
     for n in (5, 6):
         groups = [slow, *steady[1:n]]
-        r = pool_processes([_record(g) for g in groups])
+        r = pool_processes([process_record(g) for g in groups])
         kept = medians(groups)[1:]
         assert r.spread_between == pytest.approx(np.std(kept, ddof=1) / np.mean(kept))
         assert r.cv_between > 0.10 and r.spread_between < 0.02
         assert not r.unstable and r.outliers  # the slow process stays visible
     # two slow processes of five: the median can move, and the cell is unstable
     groups = [slow, [1.7 * t for t in steady[1]], *steady[2:5]]
-    r = pool_processes([_record(g) for g in groups])
+    r = pool_processes([process_record(g) for g in groups])
     m = medians(groups)
     kept = sorted(m, key=lambda x: abs(x - np.median(m)))[:4]  # the farthest slow one left out
     assert r.spread_between == pytest.approx(np.std(kept, ddof=1) / np.mean(kept))
@@ -125,11 +107,11 @@ def test_from_five_processes_one_slow_process_does_not_make_a_cell_unstable() ->
 
 def test_each_process_keeps_its_pass() -> None:
     groups = [[1e-4, 1.1e-4], [1.2e-4, 1.0e-4], [1.05e-4, 1.0e-4]]
-    r = pool_processes([_record(g) for g in groups], passes=[0, 2, 4])
+    r = pool_processes([process_record(g) for g in groups], passes=[0, 2, 4])
     assert r.process_passes == [0, 2, 4]
     assert Record.from_json(r.to_json()).process_passes == [0, 2, 4]
     with pytest.raises(ValueError, match="2 passes given for 3 processes"):
-        pool_processes([_record(g) for g in groups], passes=[0, 1])
+        pool_processes([process_record(g) for g in groups], passes=[0, 1])
 
 
 def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) -> None:
@@ -164,7 +146,7 @@ def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) ->
         key = Runner._key(cell)
         k = scale.get(key, [1.0] * 6)[len(runner.processes.get(key, []))]
         order.append((repetition, Runner._key(cell)))
-        runner._add_record(cell, _record([1e-4 * k, 1.01e-4 * k, 0.99e-4 * k]), repetition)
+        runner._add_record(cell, process_record([1e-4 * k, 1.01e-4 * k, 0.99e-4 * k]), repetition)
 
     def restart():
         nonlocal restarts
