@@ -130,6 +130,11 @@ def test_cli_runs_every_cell_and_writes_json(cli_run) -> None:
     assert set(floor) == {"native", "cython", "python", "evaluator"}
     assert all(v["per_call_s"] > 0 for v in floor.values())
     assert doc["peak"]["1"]["gflops"] > 0
+    for entry in doc["peak"].values():  # the short probe again at the start of each pass
+        readings = entry["pass_gflops"]
+        assert len(readings) == 2 and min(readings) > 0
+        assert entry["this_run_gflops"] == pytest.approx(np.median(readings), rel=1e-12)
+        assert entry["drift"] == pytest.approx(np.median(readings) / entry["gflops"] - 1)
     ladders = {(e["workload"], e["threads"], e["backend"]): e for e in doc["overheads"]}
     assert len(ladders) == 2 * 2 * 2
     medians = {

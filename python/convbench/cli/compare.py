@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..report.tables import compare_table
-from ..results.compare import compare_runs, machine_name
+from ..results.compare import compare_runs, machine_factor, machine_name
 from ..results.document import ResultsDoc
 from ..results.drift import common_shift, pass_drift
 from .common import bounded_float, consoles, read_results
@@ -80,9 +80,11 @@ def machine_lines(old: ResultsDoc, new: ResultsDoc, rows: list[dict]) -> list[st
             )
     probes = []
     for t in sorted(set(old.peak) & set(new.peak), key=lambda k: int(k) if k.isdigit() else 0):
-        a, b = old.peak[t].get("this_run_gflops"), new.peak[t].get("this_run_gflops")
-        if a and b:
-            probes.append(f"{a / b:.3f} at {t} thread(s)")
+        factor = machine_factor(old, new, int(t)) if t.isdigit() else None
+        if factor is not None:
+            probes.append(f"{factor:.3f} at {t} thread(s)")
     if probes:
-        out.append(f"the runs' own peak probes, time new/old: {', '.join(probes)}")
+        out.append(
+            f"the runs' own peak probes (median over passes), time new/old: {', '.join(probes)}"
+        )
     return out
