@@ -83,3 +83,21 @@ def test_common_shift_is_the_median_ratio() -> None:
     rows = [{"ratio": r} for r in (0.9, 1.0, 1.1, 3.0, float("nan"))]
     assert common_shift(rows) == pytest.approx(np.median([0.9, 1.0, 1.1, 3.0]))
     assert common_shift([]) is None
+
+
+def test_a_malformed_file_gives_no_reading_rather_than_an_error() -> None:
+    """A hand-edited results file: passes that are not pass numbers, a peak that is not an
+    entry. Neither is read; nothing raises."""
+    import dataclasses
+
+    from convbench.results.compare import machine_factor
+    from convbench.results.document import ResultsDoc
+
+    records = [
+        dataclasses.replace(r, process_passes=["a", "b", "c"]) for r in _run([1.0, 1.1, 1.0], 20)
+    ]
+    assert pass_drift(records) is None
+    good = ResultsDoc(peak={"1": {"gflops": 100.0, "cached": True, "this_run_gflops": 90.0}})
+    for bad in ({"1": 5}, {"1": {"this_run_gflops": "fast"}}, []):
+        assert machine_factor(good, ResultsDoc(peak=bad), 1) is None
+    assert machine_factor(good, good, 1) == 1.0

@@ -79,8 +79,9 @@ def machine_lines(old: ResultsDoc, new: ResultsDoc, rows: list[dict]) -> list[st
                 f"(range {drift['range']:.1%}, {drift['cells']} cells)"
             )
     probes = []
-    for t in sorted(set(old.peak) & set(new.peak), key=lambda k: int(k) if k.isdigit() else 0):
-        factor = machine_factor(old, new, int(t)) if t.isdigit() else None
+    threads = {t for doc in (old, new) if isinstance(doc.peak, dict) for t in doc.peak}
+    for t in sorted((t for t in threads if str(t).isdigit()), key=int):
+        factor = machine_factor(old, new, int(t))
         if factor is not None:
             probes.append(f"{factor:.3f} at {t} thread(s)")
     if probes:

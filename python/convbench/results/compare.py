@@ -38,7 +38,9 @@ def machine_name(doc: ResultsDoc, record: Record | None = None) -> str:
 def _probe(doc: ResultsDoc, threads: int) -> float | None:
     """The fp32 peak a run's own short probe read at `threads` (GFLOP/s): `this_run_gflops`
     beside a cached figure, or the figure itself when the run measured it."""
-    entry = doc.peak.get(str(threads)) or {}
+    entry = doc.peak.get(str(threads)) if isinstance(doc.peak, dict) else None
+    if not isinstance(entry, dict):
+        return None
     value = entry.get("this_run_gflops") or (None if entry.get("cached") else entry.get("gflops"))
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 

@@ -28,7 +28,8 @@ def _passes(r: Record, repetitions: int | None) -> list[int] | None:
     processes in pass order when there are as many as the run's repetitions (none failed)."""
     n = len(r.process_samples_s or ())
     if r.process_passes is not None:
-        return r.process_passes if len(r.process_passes) == n else None
+        ok = isinstance(r.process_passes, list) and len(r.process_passes) == n
+        return r.process_passes if ok and all(type(p) is int for p in r.process_passes) else None
     return list(range(n)) if n and n == repetitions else None
 
 
