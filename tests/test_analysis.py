@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from convbench.build.plan import LayerPlan
 from convbench.results.analysis import (
@@ -121,6 +122,20 @@ def test_the_evaluator_is_checked_against_the_native_samples_alternated_with_its
     bad = dataclasses.replace(ev, paired_native_s=[t * 1.2 for t in ev.paired_native_s])
     (why,) = inconsistencies([records[0], bad]).values()
     assert "alternated with the evaluator" in why and "differ by 20%" in why
+    assert "(the median of 4 pairs' ratios)" in why
+    # two modes in both timers' samples, each pair in one of them: the two pooled medians
+    # fall in different modes (31% apart), the pairs' ratios agree
+    modal = dataclasses.replace(
+        ev,
+        wall_samples_s=[100e-6, 100e-6, 100e-6, 130e-6, 130e-6],
+        paired_native_s=[101e-6, 101e-6, 131e-6, 131e-6, 131e-6],
+    )
+    assert modal.paired_native_median_s / modal.median_s == pytest.approx(1.31)
+    ratios = [100 / 101, 100 / 101, 100 / 131, 130 / 131, 130 / 131]
+    assert modal.pair_ratios == pytest.approx(ratios)
+    assert modal.paired_ratio == pytest.approx(np.median(ratios))
+    assert modal.paired_ratio_cv == pytest.approx(np.std(ratios, ddof=1) / np.mean(ratios))
+    assert inconsistencies([records[0], modal]) == {}
     # without pairs (an older file, a plain RPC server), the two cells' medians are compared
     plain = dataclasses.replace(ev, paired_native_s=None)
     (why,) = inconsistencies([records[0], plain]).values()

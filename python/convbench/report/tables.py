@@ -194,7 +194,8 @@ def agreement_table(doc: ResultsDoc) -> Table:
     """Two measurements of the same thing, side by side: they must agree."""
     t = table(
         "cross-checks: two measurements of the same call (tvm/native against TVM's evaluator, "
-        "their samples alternated in the evaluator's processes (*: the two cells' medians); "
+        "their samples alternated in the evaluator's processes, differ: the median of the "
+        "pairs' ratios (*: of the two cells' medians); "
         "tf/kernel against the plain median of the same ONEDNN_VERBOSE profile)",
         (
             "workload",
@@ -212,9 +213,10 @@ def agreement_table(doc: ResultsDoc) -> Table:
         nat, ev, ker = m.get("tvm/native"), m.get("tvm/evaluator"), m.get("tf/kernel")
         paired = ev.paired_native_median_s if ev else None
         native = paired or (nat.median_s if nat else None)
-        d1 = f"{(native - ev.median_s) / ev.median_s:+.1%}" if native and ev else "-"
-        if d1 != "-" and not paired:
-            d1 += "*"
+        if paired:  # the median of the alternated pairs' ratios
+            d1 = f"{1 / ev.paired_ratio - 1:+.1%}"
+        else:
+            d1 = f"{(native - ev.median_s) / ev.median_s:+.1%}*" if native and ev else "-"
         raw = ker.verbose_median_s if ker else None
         d2 = f"{(ker.median_s - raw) / raw:+.1%}" if ker and raw else "-"
         t.add_row(

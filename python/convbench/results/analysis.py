@@ -72,9 +72,9 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
 
     - tvm/evaluator against tvm/native: the same call timed two ways; apart by more than
       EVALUATOR_TOLERANCE or twice their noise, the evaluator is marked. Where the evaluator's
-      cell alternated its samples with the native loop's (`paired_native_s`), the two are those,
-      taken under the same conditions, and the noise is that of their ratio; else the two
-      cells' medians, and the noise their CVs;
+      cell alternated its samples with the native loop's (`paired_native_s`), the median of the
+      pairs' ratios, each pair taken under the same conditions, and the noise that of the
+      ratios; else the two cells' medians, and the noise their CVs;
     - tf/kernel slower than tf/native, the call that contains it: the kernel is marked;
     - a wrapper (a Cython or Python loop, a TF Python API) faster than the native rung it adds
       to: the wrapper is marked.
@@ -84,16 +84,19 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
     out: dict[tuple[Cell, str], str] = {}
     for cell, m in by_cell(records).items():
         nat, ev = m.get("tvm/native"), m.get("tvm/evaluator")
-        paired = ev.paired_native_median_s if ev else None
-        if ev and paired:
-            # the native loop's samples alternated with the evaluator's, in the same processes
-            diff = abs(paired - ev.median_s) / ev.median_s
+        ratio = ev.paired_ratio if ev else None
+        if ev and ratio:
+            # the native loop's samples alternated with the evaluator's, in the same processes:
+            # the median of the pairs' ratios
+            diff = abs(1 / ratio - 1)  # native over evaluator, as for two cells' medians
             allowed = max(EVALUATOR_TOLERANCE, 2 * ev.paired_ratio_cv)
             if diff > allowed:
+                native_us = ev.paired_native_median_s * 1e6
                 out[(cell, ev.id)] = (
-                    f"tvm/native ({paired * 1e6:.2f} us, alternated with the evaluator) and "
-                    f"tvm/evaluator ({ev.median_s * 1e6:.2f} us) differ by {diff:.0%}, more "
-                    f"than {allowed:.0%}: they time the same call"
+                    f"tvm/native (alternated with the evaluator, {native_us:.2f} us) and "
+                    f"tvm/evaluator ({ev.median_s * 1e6:.2f} us) differ by {diff:.0%} "
+                    f"(the median of {len(ev.pair_ratios)} pairs' ratios), more than "
+                    f"{allowed:.0%}: they time the same call"
                 )
         elif nat and ev:
             diff = abs(nat.median_s - ev.median_s) / ev.median_s

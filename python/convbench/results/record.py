@@ -193,11 +193,25 @@ class Record:
         return float(np.median(self.paired_native_s)) if self.paired_native_s else None
 
     @property
+    def pair_ratios(self) -> list[float]:
+        """tvm/evaluator: evaluator / native for each alternated pair (none without pairs): what
+        the machine did to both timers of a pair cancels out of its ratio."""
+        if not self.paired_native_s or not self.wall_samples_s:
+            return []
+        pairs = zip(self.wall_samples_s, self.paired_native_s, strict=False)
+        return [e / n for e, n in pairs if n > 0]
+
+    @property
+    def paired_ratio(self) -> float | None:
+        """tvm/evaluator: the median of `pair_ratios` (None without pairs). Unlike the ratio of
+        the two medians, a process or a moment that ran slow for both timers does not move it."""
+        ratios = self.pair_ratios
+        return float(np.median(ratios)) if ratios else None
+
+    @property
     def paired_ratio_cv(self) -> float:
-        """tvm/evaluator: the CV of evaluator / native over the alternated pairs (0 without
-        pairs): what the machine did to both timers cancels out of it."""
-        pairs = zip(self.wall_samples_s, self.paired_native_s or (), strict=False)
-        ratios = [e / n for e, n in pairs if n > 0]
+        """tvm/evaluator: the CV of `pair_ratios` (0 for fewer than two)."""
+        ratios = self.pair_ratios
         return _cv(ratios) if len(ratios) > 1 else 0.0
 
     @property
