@@ -152,9 +152,12 @@ def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) ->
         nonlocal restarts
         restarts += 1
 
+    more: list[int] = []
+
     def drive(r: Runner) -> None:
         r.measure = measure
         r.workers.restart = restart
+        r.reporter.more = more.append  # the progress bar's total grows by each extra pass
         r.measure_schedule(r.plan.schedule())
 
     drive(runner)
@@ -172,6 +175,7 @@ def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) ->
     assert extra[:4] == want
     assert extra[4:] == [(5, Runner._key(bimodal))]
     assert restarts == 2 + 3  # a new server for each pass after the first
+    assert more == [2, 2, 1]
     pooled = dict(zip(runner.processes, runner.doc.records, strict=True))
     first, second = pooled[Runner._key(one_slow)], pooled[Runner._key(bimodal)]
     assert first.process_passes == [0, 1, 2, 3, 4] and not first.unstable

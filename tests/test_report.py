@@ -5,6 +5,7 @@ reads, the CSV round-trips, the plots and the HTML report are written."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 from pathlib import Path
@@ -301,3 +302,11 @@ def test_html_report_is_self_contained(convbench, doc, tmp_path) -> None:
     for title in ("every path", "kernel against kernel", "kernel or framework?", "per layer"):
         assert title in text
     assert "AMD EPYC" in text
+
+
+def test_the_progress_total_grows_with_the_passes_over_unstable_cells() -> None:
+    reporter = ConsoleReporter(Console(file=io.StringIO(), width=120))
+    reporter.start(3, 1)
+    reporter.more(2)
+    assert reporter.progress.tasks[reporter.task].total == 5
+    reporter.stop()

@@ -788,6 +788,7 @@ class Runner:
                 f"pass {repetition + 1}: {len(again)} unstable cell(s) measured again "
                 f"(up to {self.options.max_repetitions} processes each)"
             )
+            self.reporter.more(len(again))
             self.workers.restart()
             for _, cell in self.plan.extra_pass(again, repetition):
                 self.measure(cell, repetition)

@@ -30,6 +30,7 @@ class Reporter(Protocol):
     def error(self, entry: dict[str, Any]) -> None: ...
     def warning(self, message: str) -> None: ...
     def note(self, message: str) -> None: ...
+    def more(self, cells: int) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -67,6 +68,9 @@ class NullReporter:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def more(self, cells: int) -> None:
         pass
 
     def stop(self) -> None:
@@ -149,6 +153,12 @@ class ConsoleReporter:
     def note(self, message: str) -> None:
         """A decision of the run (an algorithm chosen), on its own line."""
         self._print(message)
+
+    def more(self, cells: int) -> None:
+        """`cells` more to measure than the run started with (a pass over unstable cells)."""
+        if self.task is not None:
+            total = self.progress.tasks[self.task].total or 0
+            self.progress.update(self.task, total=total + cells)
 
     def record(self, record: Record) -> None:
         if self.header_pending:
