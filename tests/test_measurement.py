@@ -170,7 +170,7 @@ def test_extra_passes_measure_again_only_the_cells_still_unstable(tiny_model) ->
     want = [
         (r, Runner._key(c))
         for p in (3, 4)
-        for r, c in runner.plan.extra_pass([one_slow, bimodal], p)
+        for r, c in runner.plan.shuffled_pass([one_slow, bimodal], p)
     ]
     assert extra[:4] == want
     assert extra[4:] == [(5, Runner._key(bimodal))]

@@ -153,14 +153,12 @@ class RunPlan:
         cells = list(self.cells())
         out: list[tuple[int, Cell]] = [(0, c) for c in cells]
         for rep in range(1, self.options.repetitions):
-            order = list(cells)
-            random.Random(self.options.seed * 1000 + rep).shuffle(order)
-            out += [(rep, c) for c in order]
+            out += self.shuffled_pass(cells, rep)
         return out
 
-    def extra_pass(self, cells: list[Cell], repetition: int) -> list[tuple[int, Cell]]:
-        """(repetition, cell) for a pass over `cells` only (those still unstable), shuffled
-        like the passes before it."""
+    def shuffled_pass(self, cells: list[Cell], repetition: int) -> list[tuple[int, Cell]]:
+        """(repetition, cell) for one pass over `cells` (all of them, or the ones still
+        unstable after the fixed passes), in an order seeded by the run's seed and the pass."""
         order = list(cells)
         random.Random(self.options.seed * 1000 + repetition).shuffle(order)
         return [(repetition, c) for c in order]
@@ -267,6 +265,8 @@ class Runner:
         # each cell's process records, in the order cells were first measured
         self.processes: dict[tuple[str, int, str, str, str], list[Record]] = {}
         self.passes: dict[tuple[str, int, str, str, str], list[int]] = {}  # each process's pass
+        # each cell's processes pooled (pool_processes), updated as its processes come in
+        self.pooled: dict[tuple[str, int, str, str, str], Record] = {}
         self.workers = Workers(options.cell_timeout_s, fork=options.fork)
         self.machine_state: dict[str, Any] = {}
         self.timed_s = 0.0  # time spent inside the timed loops of the measured cells
@@ -761,9 +761,9 @@ class Runner:
         `max_repetitions` processes: those an extra pass measures again."""
         out = []
         for cell in cells:
-            rs = self.processes.get(self._key(cell))
-            if rs and len(rs) < self.options.max_repetitions:
-                if pool_processes(rs).unstable:
+            key = self._key(cell)
+            if key in self.pooled and len(self.processes[key]) < self.options.max_repetitions:
+                if self.pooled[key].unstable:
                     out.append(cell)
         return out
 
@@ -790,7 +790,7 @@ class Runner:
             )
             self.reporter.more(len(again))
             self.workers.restart()
-            for _, cell in self.plan.extra_pass(again, repetition):
+            for _, cell in self.plan.shuffled_pass(again, repetition):
                 self.measure(cell, repetition)
             cells = again
             repetition += 1
@@ -805,9 +805,8 @@ class Runner:
         self.processes.setdefault(key, []).append(record)
         self.passes.setdefault(key, []).append(repetition)
         self.timed_s += sum(record.wall_samples_s) * (record.iters_per_sample or 1)
-        self.doc.records = [
-            pool_processes(rs, self.passes.get(k)) for k, rs in self.processes.items()
-        ]
+        self.pooled[key] = pool_processes(self.processes[key], self.passes[key])
+        self.doc.records = list(self.pooled.values())  # only this cell's pooling is new
         self.reporter.record(record)
         self.save()
 
