@@ -13,6 +13,7 @@ from convbench.measure.pool import run_worker
 from convbench.measure.tasks import CheckTask, LayersTask
 from convbench.native.harness import RunConfig
 from convbench.results.analysis import layer_table, node_layers
+from convbench.results.decomposition import BETWEEN_CALLS, VM_ENTRY, cut_decomposition
 from convbench.spec import ConvWorkload, SpecError, load_shapes, load_spec
 from convbench.spec.model import ModelWorkload, histogram_mismatch, parse_model
 
@@ -194,10 +195,27 @@ def test_layers_worker_on_a_tiny_block(kernel_cache, tiny_model):
     assert table["tvm_sum_s"] > 0 and table["tf_sum_s"] > 0
     # the sums are the rows', and the rows hold every call and every op exactly once
     assert table["tvm_sum_s"] == pytest.approx(sum(r["tvm_s"] for r in table["rows"]))
-    assert table["tvm_sum_s"] == pytest.approx(sum(c["median_s"] for c in raw["tvm_calls"]))
+    assert table["tvm_sum_s"] == pytest.approx(sum(c["context_s"] for c in raw["tvm_calls"]))
     assert table["tf_sum_s"] == pytest.approx(sum(raw["tf_ops"].values()))
     assert table["tvm_sum_vs_whole"] == pytest.approx(table["tvm_sum_s"] / raw["tvm_whole_s"])
     assert table["flops_mismatch"] == []
+    # three times per call: in context, alone warm, alone cold; the rows sum each
+    for c in raw["tvm_calls"]:
+        assert c["context_s"] > 0 and c["alone_s"] > 0 and c["cold_s"] > 0
+    assert sum(r.get("tvm_alone_s", 0.0) for r in table["rows"]) == pytest.approx(
+        sum(c["alone_s"] for c in raw["tvm_calls"])
+    )
+    # both decompositions: kernels + glue + unaccounted is the whole, with every glue item named
+    entry = {**raw, **table}
+    for fw in ("tvm", "tf"):
+        d = cut_decomposition(entry, fw)
+        assert d is not None and d["kernels_s"] > 0 and d["glue"]
+        assert d["kernels_s"] + d["glue_s"] + d["unaccounted_s"] == pytest.approx(d["whole_s"])
+        assert all(g["s"] >= 0 for g in d["glue"])
+    assert table["tvm_kernels_s"] == pytest.approx(table["tvm_sum_s"])
+    names = {g["what"] for g in raw["tvm_glue"]}
+    assert {"vm.builtin.alloc_tensor", BETWEEN_CALLS, VM_ENTRY} <= names
+    assert raw["tvm_runs"] >= 20 and raw["tvm_vm_calls"] > len(raw["tvm_calls"])
 
 
 # --- the CLI on a tiny model ------------------------------------------------------------------

@@ -996,7 +996,10 @@ class Runner:
         self.doc.conv_prediction = conv_prediction(self.plan.workloads, self.doc.records)
         for message in cross_checks(self.doc.records):
             self._warn(message)
-        for e in framework_shares(self.doc.records, floor.get("per_call_s"), self.doc.kinds()):
+        shares = framework_shares(
+            self.doc.records, floor.get("per_call_s"), self.doc.kinds(), self.doc.layers
+        )
+        for e in shares:
             for path in e.get("contradicts", ()):  # records' own marks are warned above
                 self._warn(f"{e['workload']} b{e['batch']} t{e['threads']}: {e['excluded'][path]}")
         for message in stability_warnings(self.doc.records):

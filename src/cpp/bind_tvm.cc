@@ -133,6 +133,30 @@ void BindTvm(py::module_& m) {
           },
           py::arg("inputs"), py::arg("out"));
   BindTimeArrays(relaxvm_class);
+  relaxvm_class.def(
+      "profile",
+      [](const RelaxVm& vm, const py::sequence& a, double warmup_s, double min_sample_s,
+         int samples, std::int64_t max_iters, std::int64_t warmup_iters, int min_runs) {
+        auto views = ToViews(a);
+        RunConfig c = MakeConfig(warmup_s, min_sample_s, samples, max_iters, warmup_iters);
+        VmProfile p;
+        {
+          py::gil_scoped_release release;
+          p = vm.Profile(views, c, min_runs);
+        }
+        py::dict d;
+        d["symbols"] = p.symbols;
+        d["call_s"] = p.call_s;
+        d["gap_s"] = p.gap_s;
+        d["tail_s"] = p.tail_s;
+        d["whole_s"] = p.whole_s;
+        d["plain_s"] = p.plain_s;
+        d["warmup_iters"] = p.warmup_iters;
+        return d;
+      },
+      py::arg("arrays"), py::arg("warmup_s") = 0.05, py::arg("min_sample_s") = 0.01,
+      py::arg("samples") = 10, py::arg("max_iters") = std::int64_t{1} << 30,
+      py::arg("warmup_iters") = 10, py::arg("min_runs") = 20);
 }
 
 }  // namespace convbench

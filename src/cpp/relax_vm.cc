@@ -1,7 +1,10 @@
 #include "relax_vm.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <tvm/ffi/any.h>
 #include <tvm/ffi/container/array.h>
@@ -106,6 +109,40 @@ tvm::ffi::Tensor SingleTensor(const tvm::ffi::Any& result, const std::string& wh
                            ", not a tensor; RelaxVm handles a single tensor result");
 }
 
+// What the instrument writes: a clock stamp at every call's start and end, and, on the run that
+// records them, the called symbols.
+struct Stamps {
+  std::vector<WallClock::time_point> at;
+  std::vector<std::string>* symbols = nullptr;
+};
+
+// The VM's instrument: (func, func_symbol, before_run, ret_value, *args) -> VMInstrumentReturnKind.
+// The clock is read first, so what follows the read in a "before" call counts to the call and
+// what precedes it in an "after" call counts to the call too: a few nanoseconds either way.
+tvm::ffi::Function MakeInstrument(const std::shared_ptr<Stamps>& stamps) {
+  return tvm::ffi::Function::FromPacked([stamps](tvm::ffi::PackedArgs args, tvm::ffi::Any* rv) {
+    stamps->at.push_back(WallClock::now());
+    if (stamps->symbols != nullptr && args.size() >= 3 && args[2].cast<bool>()) {
+      stamps->symbols->push_back(std::string(args[1].cast<tvm::ffi::String>()));
+    }
+    *rv = 0;  // VMInstrumentReturnKind.NO_OP: run the call
+  });
+}
+
+// Sets the VM's instrument for its lifetime and clears it after, also when a run throws.
+class InstrumentScope {
+ public:
+  InstrumentScope(const tvm::ffi::Function& set, const tvm::ffi::Function& instrument) : set_(set) {
+    set_(instrument);
+  }
+  ~InstrumentScope() { set_(tvm::ffi::Any()); }
+  InstrumentScope(const InstrumentScope&) = delete;
+  InstrumentScope& operator=(const InstrumentScope&) = delete;
+
+ private:
+  const tvm::ffi::Function& set_;
+};
+
 }  // namespace
 
 RelaxVm::RelaxVm(const std::string& path, std::vector<ArgSpec> inputs, ArgSpec output,
@@ -185,6 +222,95 @@ Measurement RelaxVm::Time(const std::vector<ArrayView>& inputs, const RunConfig&
     throw std::runtime_error("Relax VM '" + path_ + "' function '" + entry_name_ +
                              "' failed while timed: " + e.message());
   }
+}
+
+VmProfile RelaxVm::Profile(const std::vector<ArrayView>& inputs, const RunConfig& config,
+                           int min_runs) const {
+  ValidateConfig(config);
+  if (min_runs < 1) throw std::invalid_argument("min_runs must be at least 1");
+  Check(inputs);
+  const std::vector<tvm::ffi::Tensor> tensors = ToTensors(inputs);
+  std::vector<tvm::ffi::AnyView> packed(tensors.begin(), tensors.end());
+  const auto num_args = static_cast<int32_t>(packed.size());
+  const tvm::ffi::AnyView* argv = packed.data();
+  const std::string where = "Relax VM '" + path_ + "' function '" + entry_name_ + "'";
+  const tvm::ffi::Function set = GetVmEntry(vm_, path_, "set_instrument");
+  auto stamps = std::make_shared<Stamps>();
+  const tvm::ffi::Function instrument = MakeInstrument(stamps);
+  const auto run = [&] {
+    tvm::ffi::Any result;
+    entry_.CallPacked(argv, num_args, &result);
+  };
+  VmProfile p;
+  std::size_t events = 0;
+  // One instrumented run, its stamps checked against the first run's calls; returns its wall time.
+  const auto instrumented = [&](bool record) {
+    stamps->at.clear();
+    stamps->symbols = record ? &p.symbols : nullptr;
+    WallClock::time_point t0, t1;
+    {
+      InstrumentScope scope(set, instrument);
+      t0 = WallClock::now();
+      run();
+      t1 = WallClock::now();
+    }
+    stamps->symbols = nullptr;
+    if (record) {
+      events = stamps->at.size();
+      if (events != 2 * p.symbols.size()) {
+        throw std::runtime_error(where + ": the instrument saw " + std::to_string(events) +
+                                 " stamps for " + std::to_string(p.symbols.size()) + " calls");
+      }
+      stamps->at.reserve(events);
+    } else if (stamps->at.size() != events) {
+      throw std::runtime_error(where + " made " + std::to_string(stamps->at.size() / 2) +
+                               " calls in one run and " + std::to_string(events / 2) +
+                               " in its first: the call sequence is not fixed");
+    }
+    return std::make_pair(t0, t1);
+  };
+  const auto plain = [&] {
+    const auto t0 = WallClock::now();
+    run();
+    return SecondsBetween(t0, WallClock::now());
+  };
+  try {
+    instrumented(/*record=*/true);
+    double last_plain = 0;
+    const auto warm_start = WallClock::now();
+    do {
+      instrumented(false);
+      last_plain = plain();
+      ++p.warmup_iters;
+    } while (p.warmup_iters < config.warmup_iters ||
+             SecondsBetween(warm_start, WallClock::now()) < config.warmup_s);
+    // as many runs as the timing loop's samples would take, and at least min_runs
+    const double fill = last_plain > 0 ? config.samples * config.min_sample_s / last_plain : 1.0;
+    const auto runs = static_cast<std::int64_t>(std::min<double>(
+        std::max<double>({static_cast<double>(min_runs), static_cast<double>(config.samples),
+                          std::ceil(fill)}),
+        static_cast<double>(config.max_iters)));
+    const std::size_t n = p.symbols.size();
+    for (std::int64_t r = 0; r < runs; ++r) {
+      // alternated order: neither kind always runs right after the other
+      if (r % 2 == 0) p.plain_s.push_back(plain());
+      const auto [t0, t1] = instrumented(false);
+      if (r % 2 == 1) p.plain_s.push_back(plain());
+      const auto& at = stamps->at;
+      std::vector<double> calls(n), gaps(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        calls[i] = SecondsBetween(at[2 * i], at[2 * i + 1]);
+        gaps[i] = SecondsBetween(i == 0 ? t0 : at[2 * i - 1], at[2 * i]);
+      }
+      p.call_s.push_back(std::move(calls));
+      p.gap_s.push_back(std::move(gaps));
+      p.tail_s.push_back(n ? SecondsBetween(at.back(), t1) : 0.0);
+      p.whole_s.push_back(SecondsBetween(t0, t1));
+    }
+  } catch (const tvm::ffi::Error& e) {
+    throw std::runtime_error(where + " failed while profiled: " + e.message());
+  }
+  return p;
 }
 
 }  // namespace convbench

@@ -14,6 +14,21 @@
 
 namespace convbench {
 
+// Where one run of a Relax VM entry spends its time: the VM calls an instrument before and after
+// every call instruction (compiled functions and its builtins alike), and the instrument reads the
+// wall clock. Runs alternate with uninstrumented ones, so the instrument's own cost is measured
+// against the same call under the same conditions.
+struct VmProfile {
+  std::vector<std::string> symbols;         // the calls of one run, in order
+  std::vector<std::vector<double>> call_s;  // per run, per call: seconds from its start to its end
+  std::vector<std::vector<double>> gap_s;   // per run, per call: from the previous call's end (the
+                                            // entry's start for the first) to its start
+  std::vector<double> tail_s;               // per run: from the last call's end to the return
+  std::vector<double> whole_s;              // per run: the instrumented entry call, end to end
+  std::vector<double> plain_s;              // per run: an uninstrumented entry call beside it
+  std::int64_t warmup_iters = 0;
+};
+
 class RelaxVm {
  public:
   // Loads the executable, starts a VM on CPU 0 with the pooled allocator and looks up `entry`.
@@ -38,6 +53,12 @@ class RelaxVm {
   // Check, then the timing loop around bare calls of the entry; each result is dropped as it
   // comes back, so its memory returns to the VM's pool before the next call.
   Measurement Time(const std::vector<ArrayView>& inputs, const RunConfig& config) const;
+  // Check, then the warm-up of `config`, then at least `min_runs` pairs of runs (and at least as
+  // many as fill config.samples samples of config.min_sample_s), each pair an uninstrumented run
+  // and an instrumented one, in alternating order. Throws std::runtime_error when a run's calls
+  // differ from the first run's.
+  VmProfile Profile(const std::vector<ArrayView>& inputs, const RunConfig& config,
+                    int min_runs) const;
 
  private:
   std::vector<tvm::ffi::Tensor> ToTensors(const std::vector<ArrayView>& inputs) const;

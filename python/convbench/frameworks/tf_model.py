@@ -6,7 +6,7 @@ are the graph's node names), the paths that run it, and TF's own per-op timings 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ __all__ = [
     "tf_forward",
     "tf_model_callables",
     "tf_step_stats",
+    "timeline_summary",
 ]
 
 
@@ -140,6 +141,32 @@ def tf_model_callables(
     return out
 
 
+def timeline_summary(runs: Sequence[Sequence[tuple[float, float]]], walls: Sequence[float]) -> dict:
+    """TF's glue from traced runs: per run, its ops' (start, end) intervals and the run's wall
+    time. The time between ops is the ops' span less the union of their intervals; the session's
+    own time is the wall less the span. Medians over runs."""
+    gaps, session = [], []
+    for intervals, wall in zip(runs, walls, strict=True):
+        if not intervals:
+            continue
+        spans = sorted(intervals)
+        covered, (lo, hi) = 0.0, spans[0]
+        for a, b in spans[1:]:
+            if a > hi:
+                covered += hi - lo
+                lo, hi = a, b
+            else:
+                hi = max(hi, b)
+        covered += hi - lo
+        span = max(b for _, b in spans) - spans[0][0]
+        gaps.append(span - covered)
+        session.append(max(wall - span, 0.0))
+    return {
+        "gaps_s": statistics.median(gaps) if gaps else 0.0,
+        "session_s": statistics.median(session) if session else 0.0,
+    }
+
+
 def tf_step_stats(
     tf: Any,
     g: Graph,
@@ -173,19 +200,29 @@ def tf_step_stats(
     per_op: dict[str, list[float]] = {}
     kinds: dict[str, str] = {}
     walls = []
+    timelines: list[list[tuple[float, float]]] = []  # per traced run, each op's (start, end)
     for _ in range(runs):
         meta = tf.compat.v1.RunMetadata()
         t0 = time.perf_counter()
         sess.run(y, feed_dict=feed, options=options, run_metadata=meta)
         walls.append(time.perf_counter() - t0)
         seen: dict[str, float] = {}
+        intervals = []
         for dev in meta.step_stats.dev_stats:
             for ns in dev.node_stats:
                 if ns.node_name in ("_SOURCE", "_SINK"):
                     continue
+                start = (
+                    ns.all_start_nanos * 1e-9
+                    if ns.all_start_nanos
+                    else (ns.all_start_micros * 1e-6)
+                )
                 dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
+                rel = ns.op_start_rel_nanos * 1e-9
                 if dt <= 0:
                     dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
+                    rel = ns.op_start_rel_micros * 1e-6
+                intervals.append((start + rel, start + rel + dt))
                 seen[ns.node_name] = seen.get(ns.node_name, 0.0) + dt
                 label = (
                     ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
@@ -193,10 +230,12 @@ def tf_step_stats(
                 kinds.setdefault(ns.node_name, label)
         for k, v in seen.items():
             per_op.setdefault(k, []).append(v)
+        timelines.append(intervals)
     sess.close()
     return {
         "ops": {k: statistics.median(v) for k, v in per_op.items()},
         "op_types": kinds,
         "traced_wall_s": statistics.median(walls),
         "wall_s": statistics.median(plain),
+        **timeline_summary(timelines, walls),
     }

@@ -21,8 +21,10 @@ from ..frameworks.tf_model import (
     tf_model_callables,
     tf_step_stats,
 )
+from ..host import cold_copies
 from ..native.harness import Timing, pin_threads, relax_vm, time_callable
 from ..native.tf_capi import tf_graph_runner
+from ..results.decomposition import vm_profile_summary
 from ..results.record import Record
 from ..spec.arrays import aligned_copy, aligned_empty
 from ..spec.errors import SpecError
@@ -208,8 +210,11 @@ def check_model(task: CheckTask) -> dict[str, Any]:
 
 
 def layers(task: LayersTask) -> dict[str, Any]:
-    """Per-layer times: each compiled function of the fused TVM build called on its real
-    intermediates, timed alone with the native loop; each TF op from TF's step stats."""
+    """Per-layer times, three ways for TVM: every call of the cut's VM as it ran in the whole
+    cut (in context: the VM's instrument, runs alternated with plain ones), each compiled
+    function called alone on its real intermediates (warm), and alone on copies of its arrays
+    that miss the cache (cold); TF's ops as they ran in the graph (step stats). Both with the
+    glue between their layers' kernels."""
     mw = _model(task)
     restrict_process(sorted(set(task.cpus)))
     x = mw.graph.input_data(mw.batch, task.seed)
@@ -218,13 +223,49 @@ def layers(task: LayersTask) -> dict[str, Any]:
     parts = _file_parts(tf, mw, task.graph_def)
     tf_stats = tf_step_stats(tf, mw.graph, x, task.threads, runs=task.tf_runs, parts=parts)
     pin_threads(task.cpus)
+    pin_timing_thread(task.cpus)
     kernel_path = task.kernel_path
     plan = LayerPlan.load(Path(kernel_path).parent)
+    config = task.config
+    # in context first, with the warm-up a tvm/native cell has
+    vm = relax_vm(kernel_path, mw.input_shape, mw.output_shape)
+    profile = vm.profile([x], **config.kwargs(), min_runs=task.context_runs)
+    context = vm_profile_summary(profile, [c["func"] for c in plan.calls])
+    tvm_calls = _alone(task, plan, x)
+    for call, in_context in zip(tvm_calls, context["context_s"], strict=True):
+        call["context_s"] = in_context
+    return {
+        "workload": mw.name,
+        "kind": mw.kind,
+        "batch": mw.batch,
+        "threads": task.threads,
+        "tvm_calls": tvm_calls,
+        "tvm_whole_s": context["whole_s"],
+        "tvm_instrumented_s": context["instrumented_s"],
+        "tvm_clock_cost": context["clock_cost"],
+        "tvm_glue": context["glue"],
+        "tvm_runs": context["runs"],
+        "tvm_vm_calls": context["calls"],
+        "tf_ops": tf_stats["ops"],
+        "tf_op_types": tf_stats["op_types"],
+        "tf_whole_s": tf_stats["wall_s"],
+        "tf_traced_whole_s": tf_stats["traced_wall_s"],
+        "tf_gaps_s": tf_stats["gaps_s"],
+        "tf_session_s": tf_stats["session_s"],
+    }
+
+
+def _alone(task: LayersTask, plan: LayerPlan, x: np.ndarray) -> list[dict[str, Any]]:
+    """Each call of the plan timed by itself with the native loop, on its real intermediates:
+    warm (the same arrays every call) and cold (rotating copies that together exceed the
+    last-level cache)."""
     consts = [aligned_copy(c) for c in plan.constants]
     outs: list[np.ndarray] = []
-    tvm_calls = []
-    config = task.config
-    for call, arg_shapes in zip(plan.calls, plan.arg_shapes(mw.input_shape), strict=True):
+    out = []
+    kwargs = task.config.kwargs()
+    for call, arg_shapes in zip(
+        plan.calls, plan.arg_shapes(task.workload.input_shape), strict=True
+    ):
         args = []
         for src in call["args"]:
             if src[0] == "input":
@@ -236,29 +277,24 @@ def layers(task: LayersTask) -> dict[str, Any]:
         y = aligned_empty(tuple(call["shape"]))
         specs = [(f"arg{i}", list(a.shape), False) for i, a in enumerate(args)]
         specs.append(("out", list(y.shape), True))
-        k = _core.TvmKernel(kernel_path, specs, call["func"])
+        k = _core.TvmKernel(task.kernel_path, specs, call["func"])
         k.call([*args, y])
         outs.append(y)
-        t = Timing.from_native(k.time([*args, y], **config.kwargs()))
-        tvm_calls.append(
+        warm = Timing.from_native(k.time([*args, y], **kwargs)).summary["median"]
+        cold_s = None
+        if task.cold:
+            arrays = [*args, y]
+            copies = cold_copies(sum(a.nbytes for a in arrays))
+            sets = [[aligned_copy(a) for a in arrays] for _ in range(copies)]
+            cold_s = Timing.from_native(k.time_rotating(sets, **kwargs)).summary["median"]
+            del sets
+        out.append(
             {
                 "func": call["func"],
-                "median_s": t.summary["median"],
+                "alone_s": warm,
+                "cold_s": cold_s,
                 "args": arg_shapes,  # what the call computes: its arguments' sources and shapes
                 "shape": list(y.shape),
             }
         )
-    vm = relax_vm(kernel_path, mw.input_shape, mw.output_shape)
-    whole = Timing.from_native(vm.time([x], **config.kwargs())).summary["median"]
-    return {
-        "workload": mw.name,
-        "kind": mw.kind,
-        "batch": mw.batch,
-        "threads": task.threads,
-        "tvm_calls": tvm_calls,
-        "tvm_whole_s": whole,
-        "tf_ops": tf_stats["ops"],
-        "tf_op_types": tf_stats["op_types"],
-        "tf_whole_s": tf_stats["wall_s"],
-        "tf_traced_whole_s": tf_stats["traced_wall_s"],
-    }
+    return out

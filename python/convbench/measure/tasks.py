@@ -94,6 +94,8 @@ class LayersTask(Task):
     config: RunConfig = field(default_factory=RunConfig)
     tf_runs: int = 10
     graph_def: str | None = None  # a model file's cut: the GraphDef TF runs
+    context_runs: int = 20  # instrumented runs of the whole cut (each beside a plain one)
+    cold: bool = True  # also time each function alone on arrays that miss the cache
 
 
 @dataclass(frozen=True)

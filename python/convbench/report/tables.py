@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..paths import RUNGS
 from ..results.analysis import by_cell, faster_beyond_noise, framework_shares
+from ..results.decomposition import FRAMEWORKS, cut_decomposition, explain_cut
 from ..results.document import ResultsDoc
 from ..results.record import Record
 from .format import WIDTH, fmt_range, fmt_time, split_columns, table
@@ -20,6 +21,8 @@ __all__ = [
     "COLUMNS",
     "agreement_table",
     "compare_table",
+    "cut_answers",
+    "decomposition_table",
     "kernel_table",
     "ladder_table",
     "layers_tables",
@@ -257,16 +260,16 @@ def summary_table(doc: ResultsDoc) -> Table:
     t = table(
         "kernel or framework? kernel against kernel, and the framework's share of each path "
         "(path minus the kernel in its call chain, over path; TF's graph paths: over "
-        "native-graph, whose kernel is not profiled; model cuts: each backend's native rung as "
-        "its kernel; <=: TF's graph call beat the profiled kernel, so oneDNN's graph kernel is "
-        "at most that)",
+        "native-graph, whose kernel is not profiled; model cuts: the sum of the layers' "
+        "kernels in context, as the per-layer table measured them; <=: TF's graph call beat the "
+        "profiled kernel, so oneDNN's graph kernel is at most that)",
         ("workload", "batch", "thr", "TVM kernel", "oneDNN", "TVM vs oneDNN", "framework share"),
         wrap=("workload", "framework share"),
     )
     floor = (doc.harness_overhead or {}).get("per_call_s")
     kinds = doc.kinds()
     shares: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
-    for e in framework_shares(doc.records, floor, kinds):
+    for e in framework_shares(doc.records, floor, kinds, doc.layers):
         shares.setdefault((e["workload"], e["batch"], e["threads"]), []).append(e)
     left_out: list[str] = []
     for cell, m in by_cell(doc.records).items():
@@ -277,6 +280,10 @@ def summary_table(doc: ResultsDoc) -> Table:
         )
         tvm = tvm if tvm else None
         tf, mark = _onednn(m, conv)
+        if not conv:  # a model cut: TF's layers' kernels in context, where a table has them
+            tf = next(
+                (e["kernel_us"] / 1e6 for e in shares.get(cell, []) if e["backend"] == "tf"), tf
+            )
         parts = []
         for e in shares.get(cell, []):
             plain = [f"{p} {v:.0%}" for p, v in e["shares"].items() if p not in e.get("over", {})]
@@ -384,7 +391,31 @@ def print_report(doc: ResultsDoc, console: Console, details: bool = True) -> Non
         console.print(agreement_table(doc))
         print_model_report(doc, console)
         console.print(summary_table(doc))
+        for line in cut_answers(doc):
+            console.print(line, highlight=False, markup=False)
     print_warnings(doc, console, details)
+
+
+def cut_answers(doc: ResultsDoc) -> list[str]:
+    """Per model cut and thread count with a per-layer table: the answer in words
+    (results.decomposition.explain_cut), against the cells' medians where the run has them:
+    TVM's native rung and TF's fastest path."""
+    cells = by_cell(doc.records)
+    out = []
+    for e in doc.layers:
+        m = cells.get((e["workload"], e["batch"], e["threads"]), {})
+        tvm = m.get("tvm/native")
+        tf = [r for p, r in m.items() if p.startswith("tf/") and not r.inconsistent]
+        best = min(tf, key=lambda r: r.median_s) if tf else None
+        line = explain_cut(
+            e,
+            tvm.median_s if tvm else None,
+            best.median_s if best else None,
+            best.id if best else "",
+        )
+        if line:
+            out.append(line)
+    return out
 
 
 def algorithm_table(doc: ResultsDoc) -> Table:
@@ -472,26 +503,99 @@ def model_table(doc: ResultsDoc) -> Table:
 
 
 def layers_tables(doc: ResultsDoc) -> list[Table]:
-    """Per layer, side by side: TVM's fused function and TF's ops, with the sums against the
-    measured whole of each."""
+    """Per layer, side by side: TVM's functions in context (as they ran in the whole cut), alone
+    warm and alone cold, what the surrounding cut cost them (in context minus alone), and TF's
+    ops in the graph; then each cut's decomposition of both frameworks' wholes."""
     out = []
     for e in doc.layers:
+        context = any("tvm_alone_s" in r for r in e["rows"])
+        if not context:  # a results file from before the in-context times: functions alone
+            out.append(_layers_table_alone(e))
+            continue
         t = table(
-            f"per layer: {e['workload']} b{e['batch']} t{e['threads']}: TVM sum "
-            f"{fmt_time(e['tvm_sum_s'])} vs whole {fmt_time(e['tvm_whole_s'])} "
-            f"({e['tvm_sum_vs_whole']:.1%}); TF sum {fmt_time(e['tf_sum_s'])} vs whole "
-            f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%})",
-            ("layer", "TVM", "TF", "TF/TVM", "TF ops"),
+            f"per layer: {e['workload']} b{e['batch']} t{e['threads']} (TVM in context, as "
+            "it ran in the whole cut; alone: called by itself, warm and cold; TF: its ops in "
+            "the graph)",
+            ("layer", "TVM", "alone", "cold", "cut's cost", "TF", "TF/TVM", "TF ops"),
             wrap=("layer", "TF ops"),
         )
         for r in e["rows"]:
-            ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
+            tvm, tf, alone = r["tvm_s"], r["tf_s"], r.get("tvm_alone_s")
+            ratio = f"{tf / tvm:.2f}" if tvm and tf else "-"
             if r.get("flops_mismatch"):
                 ratio = "FLOPs differ"
+            cost = f"{(tvm - alone) / alone:+.0%}" if tvm and alone else "-"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
-            t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ", ".join(ops))
+            t.add_row(
+                r["layer"],
+                fmt_time(tvm) if r["tvm_funcs"] else "-",
+                fmt_time(alone),
+                fmt_time(r.get("tvm_cold_s")),
+                cost,
+                fmt_time(tf) if r["tf_ops"] else "-",
+                ratio,
+                ", ".join(ops),
+            )
         out.append(t)
+        out.append(decomposition_table(e))
     return out
+
+
+def _layers_table_alone(e: dict[str, Any]) -> Table:
+    t = table(
+        f"per layer: {e['workload']} b{e['batch']} t{e['threads']}: TVM sum "
+        f"{fmt_time(e['tvm_sum_s'])} vs whole {fmt_time(e['tvm_whole_s'])} "
+        f"({e['tvm_sum_vs_whole']:.1%}); TF sum {fmt_time(e['tf_sum_s'])} vs whole "
+        f"{fmt_time(e['tf_whole_s'])} ({e['tf_sum_vs_whole']:.1%}) (TVM's functions alone)",
+        ("layer", "TVM", "TF", "TF/TVM", "TF ops"),
+        wrap=("layer", "TF ops"),
+    )
+    for r in e["rows"]:
+        ratio = f"{r['tf_s'] / r['tvm_s']:.2f}" if r["tvm_s"] and r["tf_s"] else "-"
+        if r.get("flops_mismatch"):
+            ratio = "FLOPs differ"
+        ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
+        t.add_row(r["layer"], fmt_time(r["tvm_s"]), fmt_time(r["tf_s"]), ratio, ", ".join(ops))
+    return t
+
+
+def decomposition_table(e: dict[str, Any]) -> Table:
+    """Where one cut's whole goes, per framework: its layers' kernels in context, its glue, and
+    what the measured whole leaves unaccounted; the largest glue items named."""
+    t = table(
+        f"where the time goes: {e['workload']} b{e['batch']} t{e['threads']} (whole: plain "
+        "runs; kernels + glue: instrumented runs; unaccounted: whole - kernels - glue)",
+        ("framework", "whole", "kernels", "glue", "unaccounted", "largest glue"),
+        wrap=("largest glue",),
+    )
+    for fw in FRAMEWORKS:
+        d = cut_decomposition(e, fw)
+        if d is None:
+            continue
+        w = d["whole_s"]
+        top = [g for g in d["glue"] if g["s"] > 0][:3]
+        t.add_row(
+            fw,
+            fmt_time(w),
+            f"{fmt_time(d['kernels_s'])} {d['kernels_s'] / w:.1%}" if w else "-",
+            f"{fmt_time(d['glue_s'])} {d['glue_s'] / w:.1%}" if w else "-",
+            f"{d['unaccounted_s'] / w:+.1%}" if w else "-",
+            "; ".join(f"{g['what']} {fmt_time(g['s'])}" for g in top),
+        )
+    notes = []
+    if e.get("tvm_clock_cost") is not None:
+        notes.append(
+            f"TVM's clock stamps ({e.get('tvm_vm_calls', '?')} VM calls, 2 each): instrumented "
+            f"runs {e['tvm_clock_cost']:+.2%} against the plain run beside each"
+        )
+    if e.get("tf_traced_whole_s") and e.get("tf_whole_s"):
+        notes.append(
+            f"TF's trace: traced runs {e['tf_traced_whole_s'] / e['tf_whole_s'] - 1:+.2%} "
+            "against plain ones"
+        )
+    if notes:
+        t.caption = "; ".join(notes)
+    return t
 
 
 def prediction_table(doc: ResultsDoc) -> Table:

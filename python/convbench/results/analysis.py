@@ -18,6 +18,7 @@ from ..paths import BACKENDS, RUNGS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
 from ..spec.workload import Workload
+from .decomposition import BETWEEN_OPS, SESSION
 from .record import Record
 
 __all__ = [
@@ -198,7 +199,10 @@ FRAMEWORK_RUNGS = tuple(
 
 
 def framework_shares(
-    records: Sequence[Record], floor_s: float | None, kinds: dict[str, str]
+    records: Sequence[Record],
+    floor_s: float | None,
+    kinds: dict[str, str],
+    layers: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """How much of each path's time is framework, per (cell, backend): the path's time minus
     the kernel it calls, over the path's time. `kinds`: {workload name: "conv" or "model"}.
@@ -209,17 +213,26 @@ def framework_shares(
     and the Python paths that wrap it. TF's graph paths (`native-graph` and the sessions that
     wrap it) run a kernel of their own (constant weights, grappler's rewrites), which nothing
     profiles: their wrappers' shares are taken over `native-graph` and say so (`over`). A model
-    cut's kernel is each backend's native rung.
+    cut's kernel is the sum of its layers' kernels as they ran in the whole cut (the per-layer
+    table's in-context figures, `layers`), under every path of its backend; without a table
+    (`--no-layers`, an older file), each backend's native rung.
 
     Never negative: a record marked inconsistent, or a path faster than the time it contains
     (beyond CONTAINMENT_TOLERANCE or twice their CV), is left out and named in `excluded`, with
     the reason (the paths left out here, not by a record's own mark, also in `contradicts`); a
     path within noise of it shares 0."""
     entries = []
+    in_context = {
+        (e["workload"], e["batch"], e["threads"], fw): e[f"{fw}_kernels_s"]
+        for e in layers
+        for fw in BACKENDS
+        if e.get(f"{fw}_kernels_s")
+    }
     for cell, m in by_cell(records).items():
         name, batch, threads = cell
         conv = kinds.get(name.removesuffix(" (cold)"), "conv") == "conv"
         for backend in BACKENDS:
+            context_s = None if conv else in_context.get((*cell, backend))
             # the time each chain's root stands on: {root path: (seconds, what it is, record)}
             bases: dict[str, tuple[float, str, Record]] = {}
             excluded: dict[str, str] = {
@@ -230,7 +243,9 @@ def framework_shares(
             native = m.get(f"{backend}/native")
             if backend == "tvm" and native and "native" not in excluded:
                 t = native.median_s
-                if conv and floor_s is not None and floor_s >= t:
+                if context_s is not None:
+                    bases["native"] = (context_s, "TVM's layers' kernels in context", native)
+                elif conv and floor_s is not None and floor_s >= t:
                     excluded["kernel"] = (
                         f"the harness's per-call floor ({floor_s * 1e9:.1f} ns) is not below "
                         f"tvm/native ({t * 1e9:.1f} ns)"
@@ -250,7 +265,11 @@ def framework_shares(
                 # a model cut has no tf/native: every path stands on the graph's native call
                 graph = m.get("tf/native-graph")
                 if graph and "native-graph" not in excluded:
-                    bases["native-graph"] = (graph.median_s, "tf/native-graph", graph)
+                    bases["native-graph"] = (
+                        (context_s, "TF's layers' kernels in context", graph)
+                        if context_s is not None
+                        else (graph.median_s, "tf/native-graph", graph)
+                    )
                     bases["native"] = bases["native-graph"]
             shares: dict[str, float] = {}
             over: dict[str, str] = {}
@@ -460,7 +479,13 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         elif "conv2d" in c["func"]:
             current = next(in_order)  # a plan without shapes (older results): call order
         r = row(current)
-        r["tvm_s"] += c["median_s"]
+        # in context where the entry has it; an older entry's only figure is the call alone
+        r["tvm_s"] += c["context_s"] if "context_s" in c else c["median_s"]
+        alone = c.get("alone_s", c.get("median_s"))
+        if alone is not None:
+            r["tvm_alone_s"] = r.get("tvm_alone_s", 0.0) + alone
+        if c.get("cold_s") is not None:
+            r["tvm_cold_s"] = r.get("tvm_cold_s", 0.0) + c["cold_s"]
         r["tvm_funcs"].append(c["func"])
         r.setdefault("_calls", []).append(c)
     names = g.names
@@ -497,7 +522,7 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     out_rows = list(rows.values())
     tvm_sum = sum(r["tvm_s"] for r in out_rows)
     tf_sum = sum(r["tf_s"] for r in out_rows)
-    return {
+    out = {
         "rows": out_rows,
         "tvm_sum_s": tvm_sum,
         "tf_sum_s": tf_sum,
@@ -505,6 +530,22 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         "tf_sum_vs_whole": tf_sum / raw["tf_whole_s"] if raw["tf_whole_s"] else None,
         "flops_mismatch": [r["layer"] for r in out_rows if r["flops_mismatch"]],
     }
+    if calls and all("context_s" in c for c in calls):
+        out["tvm_kernels_s"] = tvm_sum  # every call of the plan, in context
+    if "tf_gaps_s" in raw:
+        # TF's layers' kernels are its ops inside the graph's layers; the ops outside them (the
+        # feed and fetch, _Arg and _Retval), the executor's time between ops and the session's
+        # time outside them are its glue
+        outside = rows.get(OUTSIDE)
+        outside_s = outside["tf_s"] if outside else 0.0
+        outside_n = len(outside["tf_ops"]) if outside else 0
+        out["tf_kernels_s"] = tf_sum - outside_s
+        out["tf_glue"] = [
+            {"what": "ops outside the graph's layers", "s": outside_s, "calls": outside_n},
+            {"what": BETWEEN_OPS, "s": raw["tf_gaps_s"], "calls": 0},
+            {"what": SESSION, "s": raw["tf_session_s"], "calls": 0},
+        ]
+    return out
 
 
 def conv_prediction(
