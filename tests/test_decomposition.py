@@ -222,3 +222,29 @@ def test_model_cut_shares_stand_on_the_layers_in_context():
     plain = framework_shares([native, python, graph], None, kinds)
     tvm = next(e for e in plain if e["backend"] == "tvm")
     assert "native" not in tvm["shares"] and tvm["kernel_us"] == pytest.approx(5.0e3)
+
+
+def test_decomposition_plot_and_tables_from_an_entry():
+    from convbench.report.plot import NoData, decomposition_figures
+    from convbench.report.tables import decomposition_table, layers_tables
+    from convbench.results.document import ResultsDoc
+
+    with pytest.raises(NoData, match="no decomposition"):
+        decomposition_figures(ResultsDoc())
+    e = _entry()
+    for r in e["rows"]:
+        r["tvm_alone_s"] = r["tvm_s"] / 2
+    doc = ResultsDoc(layers=[e])
+    ((stem, fig),) = decomposition_figures(doc)
+    assert stem == "decomposition"
+    # a bar per framework: kernels, then glue, then the positive unaccounted rest
+    bars = fig.axes[0].patches
+    assert len(bars) == 3 * 2
+    widths = sorted(round(b.get_width(), 6) for b in bars)
+    assert round(100 * 4.0 / 5.0, 6) in widths and round(100 * 3.0 / 4.0, 6) in widths
+    t = decomposition_table(e)
+    assert t.row_count == 2
+    tables = layers_tables(doc)
+    assert len(tables) == 2 and tables[0].row_count == 2
+    # "cut's cost": in context over alone, less one (here +100%)
+    assert "+100%" in [c for c in tables[0].columns[4].cells]

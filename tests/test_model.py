@@ -255,6 +255,9 @@ def test_partsearch_writes_json_and_png(convbench, tiny_model, tmp_path):
             assert (w["name"], *path) in measured
     checks = {c["workload"]: c for c in doc["checks"]}
     assert all(checks[w["name"]]["ok"] for w in prefixes)
+    # each prefix has its per-layer table: the plot splits its whole into kernels and framework
+    assert sorted(e["workload"] for e in doc["layers"]) == sorted(w["name"] for w in prefixes)
+    assert all(e["tvm_kernels_s"] > 0 and e["tf_kernels_s"] > 0 for e in doc["layers"])
     # the whole-model prefix gets its conv time predicted from the two single convs
     pred = {p["backend"]: p for p in doc["conv_prediction"]}
     assert pred.keys() == {"tvm", "tf"}

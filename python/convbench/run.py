@@ -992,7 +992,7 @@ class Runner:
         bad = inconsistencies(self.doc.records)
         self.doc.records = [r.with_inconsistency(bad.get((r.cell, r.id))) for r in self.doc.records]
         floor = self.doc.harness_overhead or {}
-        self.doc.overheads = ladder(self.doc.records, floor.get("per_call_s"))
+        self.doc.overheads = ladder(self.doc.records, floor.get("per_call_s"), self.doc.layers)
         self.doc.conv_prediction = conv_prediction(self.plan.workloads, self.doc.records)
         for message in cross_checks(self.doc.records):
             self._warn(message)

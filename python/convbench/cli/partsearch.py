@@ -49,6 +49,12 @@ def partsearch_main(argv: list[str]) -> int:
         action="store_true",
         help="skip the single convs (and the conv-time prediction)",
     )
+    p.add_argument(
+        "--no-layers",
+        action="store_true",
+        help="skip the per-layer tables of the prefixes (and the plot's split of each prefix "
+        "into its layers' kernels and the framework around them)",
+    )
     args = p.parse_args(argv)
     console, err = consoles()
     shapes = load_shapes_or_report(args.shapes, err)
@@ -69,7 +75,7 @@ def partsearch_main(argv: list[str]) -> int:
         model=shapes.model,
         partsearch=True,
         convs=not args.no_convs,
-        layers=False,
+        layers=not args.no_layers,
     )
     if not check_timing(args, err) or not check_memory(shapes, options, args.max_memory, err):
         return 2

@@ -9,7 +9,10 @@ that one:
 - `scaling`: speedup against threads per path, with the ideal line; oversubscribed points marked;
 - `peak`: each conv's TVM and oneDNN GFLOP/s against the measured fp32 roof per thread count;
 - `layers`: TVM against TF per layer, one figure per model cut and thread count;
-- `partsearch`: the research log's plot, time per model prefix.
+- `decomposition`: each cut's whole split into its layers' kernels in context, glue and what
+  stays unaccounted, per thread count and framework;
+- `partsearch`: the research log's plot, time per model prefix, with each framework's layers'
+  kernels in context beside its whole and, below, the framework's share of each prefix.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ..results.analysis import by_cell
+from ..results.decomposition import FRAMEWORKS, cut_decomposition
 from ..results.document import ResultsDoc
 
 __all__ = [
     "PLOTS",
     "NoData",
+    "decomposition_figures",
     "ladder_figures",
     "layers_figures",
     "partsearch_figures",
@@ -40,6 +45,9 @@ Figures = list[tuple[str, Any]]  # (file stem, matplotlib Figure)
 
 COLORS = {"kernel": "#4c72b0", "dispatch": "#dd8452", "added": "#55a868"}
 BACKEND_COLORS = {"tvm": "#4c72b0", "tf": "#c44e52"}
+
+
+MAX_BARS = 60  # a figure's rows, however many cuts a results file holds
 
 
 class NoData(ValueError):
@@ -241,21 +249,20 @@ def layers_figures(doc: ResultsDoc) -> Figures:
         rows = e["rows"]
         fig, ax = plt.subplots(figsize=(9, max(3.0, 0.28 * len(rows) + 1.5)))
         y = list(range(len(rows)))[::-1]
-        h = 0.4
-        ax.barh(
-            [v + h / 2 for v in y],
-            [r["tvm_s"] * 1e6 for r in rows],
-            h,
-            label="TVM",
-            color=BACKEND_COLORS["tvm"],
-        )
-        ax.barh(
-            [v - h / 2 for v in y],
-            [r["tf_s"] * 1e6 for r in rows],
-            h,
-            label="TF",
-            color=BACKEND_COLORS["tf"],
-        )
+        context = any("tvm_alone_s" in r for r in rows)
+        bars = [("TVM in context" if context else "TVM alone", "tvm_s", BACKEND_COLORS["tvm"])]
+        if context:
+            bars.append(("TVM alone (warm)", "tvm_alone_s", "#9db4d8"))
+        bars.append(("TF in the graph", "tf_s", BACKEND_COLORS["tf"]))
+        h = 0.8 / len(bars)
+        for i, (label, key, color) in enumerate(bars):
+            ax.barh(
+                [v + 0.4 - h * (i + 0.5) for v in y],
+                [(r.get(key) or 0.0) * 1e6 for r in rows],
+                h,
+                label=label,
+                color=color,
+            )
         ax.set_yticks(y)
         ax.set_yticklabels([r["layer"] for r in rows], fontsize=7)
         ax.set_xlabel("median time per call (us)")
@@ -272,6 +279,56 @@ def layers_figures(doc: ResultsDoc) -> Figures:
     return out
 
 
+def decomposition_figures(doc: ResultsDoc) -> Figures:
+    """Where each cut's whole goes, per thread count and framework: its layers' kernels in
+    context, its glue and what stays unaccounted, as shares of the whole (bars of one length
+    read alike for a 1 ms block and a 100 ms model), each bar labelled with its whole."""
+    rows = []
+    for e in doc.layers:
+        for fw in FRAMEWORKS:
+            d = cut_decomposition(e, fw)
+            if d is not None and d["whole_s"] > 0:
+                rows.append((f"{e['workload']} b{e['batch']} t{e['threads']} {fw}", d))
+    if not rows:
+        raise NoData(
+            "no decomposition: no per-layer table with times in context (a model cut run "
+            "without --no-layers, by this version)"
+        )
+    plt = _pyplot()
+    shown = f" (the first {MAX_BARS} of {len(rows)})" if len(rows) > MAX_BARS else ""
+    rows = rows[:MAX_BARS]
+    fig, ax = plt.subplots(figsize=(10, 2.0 + 0.32 * len(rows)))
+    y = list(range(len(rows)))[::-1]
+    kernels = [100 * d["kernels_s"] / d["whole_s"] for _, d in rows]
+    glue = [100 * d["glue_s"] / d["whole_s"] for _, d in rows]
+    rest = [max(100 * d["unaccounted_s"] / d["whole_s"], 0.0) for _, d in rows]
+    ax.barh(y, kernels, color=COLORS["kernel"], label="layers' kernels in context")
+    ax.barh(y, glue, left=kernels, color=COLORS["dispatch"], label="glue (calls and gaps)")
+    ax.barh(
+        y,
+        rest,
+        left=[a + b for a, b in zip(kernels, glue, strict=True)],
+        color="#bbbbbb",
+        label="unaccounted",
+    )
+    for v, (_, d), k, g in zip(y, rows, kernels, glue, strict=True):
+        ax.text(max(k + g, 100) + 1, v, _seconds(d["whole_s"]), va="center", fontsize=7)
+    ax.axvline(100, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([name for name, _ in rows], fontsize=7)
+    ax.set_xlim(0, 125)
+    ax.set_xlabel("share of the measured whole (%)")
+    ax.set_title(f"where each cut's time goes{shown} ({_machine(doc)})", fontsize=10)
+    height = fig.get_figheight()
+    fig.legend(fontsize=7, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / height, 1, 1))  # the legend's line below the axis
+    return [("decomposition", fig)]
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} us"
+
+
 # --- partsearch ---------------------------------------------------------------------------------
 def partsearch_figures(doc: ResultsDoc) -> Figures:
     """Median time per prefix; x = the partsearch nodes in model order, as in the log."""
@@ -286,7 +343,23 @@ def partsearch_figures(doc: ResultsDoc) -> Figures:
             lines.setdefault((r.id, r.threads, r.batch), {})[order[r.workload]] = r.median_s
     if not lines:
         raise NoData("no partsearch: no model prefix was measured")
-    fig, ax = plt.subplots(figsize=(10, 6))
+    # each prefix's layers' kernels in context, per framework and thread count (its tables)
+    kernels: dict[tuple[str, int, int], dict[int, float]] = {}
+    shares: dict[tuple[str, int, int], dict[int, float]] = {}
+    for e in doc.layers:
+        if e["workload"] not in order:
+            continue
+        for fw in FRAMEWORKS:
+            d = cut_decomposition(e, fw)
+            if d is None or d["whole_s"] <= 0:
+                continue
+            key = (fw, e["threads"], e["batch"])
+            kernels.setdefault(key, {})[order[e["workload"]]] = d["kernels_s"]
+            shares.setdefault(key, {})[order[e["workload"]]] = 1 - d["kernels_s"] / d["whole_s"]
+    if shares:
+        fig, (ax, low) = plt.subplots(2, 1, figsize=(10, 9), height_ratios=(2, 1), sharex=True)
+    else:
+        fig, ax = plt.subplots(figsize=(10, 6))
     styles = ["-", "--", ":", "-."]
     threads = sorted({k[1] for k in lines})
     paths = sorted({k[0] for k in lines})
@@ -301,13 +374,43 @@ def partsearch_figures(doc: ResultsDoc) -> Figures:
             color=palette(paths.index(path) % 10),
             label=f"{path} t{t}" + (f" b{b}" if b != 1 else ""),
         )
-    ax.set_xticks(range(len(prefixes)))
-    ax.set_xticklabels(
+    for (fw, t, b), pts in sorted(kernels.items()):
+        xs = sorted(pts)
+        ax.plot(
+            xs,
+            [pts[x] for x in xs],
+            styles[threads.index(t) % len(styles)] if t in threads else ":",
+            color=BACKEND_COLORS[fw],
+            alpha=0.6,
+            lw=3,
+            label=f"{fw} layers' kernels in context t{t}" + (f" b{b}" if b != 1 else ""),
+        )
+    bottom = ax
+    if shares:
+        bottom = low
+        groups = sorted(shares)
+        width = 0.8 / len(groups)
+        for i, key in enumerate(groups):
+            fw, t, b = key
+            xs = sorted(shares[key])
+            low.bar(
+                [x - 0.4 + width * (i + 0.5) for x in xs],
+                [100 * shares[key][x] for x in xs],
+                width,
+                color=BACKEND_COLORS[fw],
+                alpha=0.5 + 0.5 * (i % 2),
+                label=f"{fw} t{t}" + (f" b{b}" if b != 1 else ""),
+            )
+        low.set_ylabel("framework share of the whole (%)\n(whole - layers' kernels in context)")
+        low.grid(True, axis="y", alpha=0.3)
+        low.legend(fontsize=7, ncol=4)
+    bottom.set_xticks(range(len(prefixes)))
+    bottom.set_xticklabels(
         [w.get("to") or w["name"] for w in prefixes], rotation=20, ha="right", fontsize=8
     )
     ax.set_yscale("log")
     ax.set_ylabel("median time per run (s)")
-    ax.set_xlabel("model prefix: input -> node")
+    bottom.set_xlabel("model prefix: input -> node")
     ax.set_title(f"partsearch: {prefixes[0].get('model', '')} ({_machine(doc)})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -328,6 +431,7 @@ PLOTS: dict[str, Callable[[ResultsDoc], Figures]] = {
     "scaling": scaling_figures,
     "peak": peak_figures,
     "layers": layers_figures,
+    "decomposition": decomposition_figures,
     "partsearch": partsearch_figures,
 }
 

@@ -18,7 +18,7 @@ from ..paths import BACKENDS, RUNGS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
 from ..spec.workload import Workload
-from .decomposition import BETWEEN_OPS, SESSION
+from .decomposition import BETWEEN_OPS, FRAMEWORKS, SESSION, cut_decomposition
 from .record import Record
 
 __all__ = [
@@ -126,18 +126,35 @@ def inconsistencies(records: Sequence[Record]) -> dict[tuple[Cell, str], str]:
     return out
 
 
-def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, Any]]:
+def _kernels_in_context(layers: Sequence[dict[str, Any]]) -> dict[tuple, float]:
+    """{(workload, batch, threads, backend): the cut's layers' kernels in context} from the
+    per-layer tables that have them."""
+    return {
+        (e["workload"], e["batch"], e["threads"], fw): e[f"{fw}_kernels_s"]
+        for e in layers
+        for fw in BACKENDS
+        if e.get(f"{fw}_kernels_s")
+    }
+
+
+def ladder(
+    records: Sequence[Record], floor_s: float | None, layers: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
     """One entry per (workload, batch, threads, backend) that has its native time: the kernel,
     the native dispatch around it, and what each wrapper adds over the native rung it wraps.
+    A model cut's kernel is its layers' kernels in context (`layers`, the per-layer tables),
+    where a table has them.
 
     Never negative: a rung that contradicts another (`inconsistencies`) is left out and named
     in the entry's `excluded` with the reason, and so is a TVM kernel time that the harness's
     floor would make negative."""
     bad = inconsistencies(records)
+    in_context = _kernels_in_context(layers)
     entries = []
     for cell, m in by_cell(records).items():
         name, batch, threads = cell
         for backend in ("tvm", "tf"):
+            context_s = in_context.get((*cell, backend))
             native_r = m.get(f"{backend}/native")
             if native_r is None:
                 continue
@@ -148,7 +165,9 @@ def ladder(records: Sequence[Record], floor_s: float | None) -> list[dict[str, A
                 if c == cell and p.startswith(backend + "/")
             }
             kernel: float | None = None
-            if backend == "tvm" and floor_s is not None:
+            if context_s is not None:
+                kernel = min(context_s, native)  # from another process: within noise of it
+            elif backend == "tvm" and floor_s is not None:
                 if floor_s < native:
                     kernel = native - floor_s
                 else:
@@ -222,12 +241,7 @@ def framework_shares(
     the reason (the paths left out here, not by a record's own mark, also in `contradicts`); a
     path within noise of it shares 0."""
     entries = []
-    in_context = {
-        (e["workload"], e["batch"], e["threads"], fw): e[f"{fw}_kernels_s"]
-        for e in layers
-        for fw in BACKENDS
-        if e.get(f"{fw}_kernels_s")
-    }
+    in_context = _kernels_in_context(layers)
     for cell, m in by_cell(records).items():
         name, batch, threads = cell
         conv = kinds.get(name.removesuffix(" (cold)"), "conv") == "conv"
@@ -532,6 +546,9 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     }
     if calls and all("context_s" in c for c in calls):
         out["tvm_kernels_s"] = tvm_sum  # every call of the plan, in context
+        for r in out_rows:
+            r["tvm_context_s"] = r["tvm_s"]
+            r["tf_context_s"] = r["tf_s"]
     if "tf_gaps_s" in raw:
         # TF's layers' kernels are its ops inside the graph's layers; the ops outside them (the
         # feed and fetch, _Arg and _Retval), the executor's time between ops and the session's
@@ -545,6 +562,11 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             {"what": BETWEEN_OPS, "s": raw["tf_gaps_s"], "calls": 0},
             {"what": SESSION, "s": raw["tf_session_s"], "calls": 0},
         ]
+    for fw in FRAMEWORKS:  # the decomposition's own figures, named in the JSON
+        d = cut_decomposition({**raw, **out}, fw)
+        if d is not None:
+            out[f"{fw}_glue_s"] = d["glue_s"]
+            out[f"{fw}_unaccounted_s"] = d["unaccounted_s"]
     return out
 
 
