@@ -122,6 +122,13 @@ def test_the_slow_call_is_found_at_its_place_and_the_sleep_is_glue(synthetic):
         float(np.median([c[p["symbols"].index(funcs[slow])] for c in p["call_s"]]))
     )
     assert s["whole_s"] == pytest.approx(float(np.median(p["plain_s"])))
+    # the totals: medians of each run's own sums
+    at = [p["symbols"].index(f) for f in funcs]
+    assert s["kernels_s"] == pytest.approx(
+        float(np.median([sum(c[i] for i in at) for c in p["call_s"]]))
+    )
+    glue_runs = [w - sum(c[i] for i in at) for w, c in zip(p["whole_s"], p["call_s"], strict=True)]
+    assert s["glue_s"] == pytest.approx(float(np.median(glue_runs)), rel=1e-6)
     assert s["clock_cost"] == pytest.approx(
         float(np.median([a / b - 1 for a, b in zip(p["whole_s"], p["plain_s"], strict=True)]))
     )

@@ -167,6 +167,63 @@ def timeline_summary(runs: Sequence[Sequence[tuple[float, float]]], walls: Seque
     }
 
 
+def _traced_ops_s(meta: Any) -> float:
+    """The executed ops' time in one traced run, the feed and fetch (_Arg, _Retval) aside."""
+    total = 0.0
+    for dev in meta.step_stats.dev_stats:
+        for ns in dev.node_stats:
+            if ns.node_name in ("_SOURCE", "_SINK") or ns.node_name.startswith("_"):
+                continue
+            label = ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+            if label in ("_Arg", "_Retval"):
+                continue
+            dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
+            if dt <= 0:
+                dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
+            total += dt
+    return total
+
+
+def _layers_alone(
+    tf: Any,
+    sess: Any,
+    graph: Any,
+    feed: dict,
+    g: Graph,
+    layers: dict[str, list[str]],
+    runs: int,
+    options: Any,
+) -> dict[str, float]:
+    """{layer: its ops' time when the session runs that layer alone}: its inputs from outside
+    the layer fed (their values from a full run), its last node fetched, warm (the same feed
+    every run), traced. A layer whose tensors the graph does not name is left out."""
+    plans = {}
+    for layer, nodes in layers.items():
+        inside = set(nodes)
+        outer = sorted({i for n in nodes for i in g.node(n).inputs if i not in inside})
+        try:
+            plans[layer] = (
+                [graph.get_tensor_by_name(f"{i}:0") for i in outer],
+                graph.get_tensor_by_name(f"{nodes[-1]}:0"),
+            )
+        except (KeyError, ValueError):
+            continue
+    needed = sorted({t.name: t for ins, _ in plans.values() for t in ins}.items())
+    values = dict(zip([n for n, _ in needed], sess.run([t for _, t in needed], feed), strict=True))
+    out = {}
+    for layer, (ins, y) in plans.items():
+        layer_feed = {t: values[t.name] for t in ins}
+        for _ in range(3):  # the session prunes and optimizes this feed and fetch once
+            sess.run(y, feed_dict=layer_feed)
+        times = []
+        for _ in range(runs):
+            meta = tf.compat.v1.RunMetadata()
+            sess.run(y, feed_dict=layer_feed, options=options, run_metadata=meta)
+            times.append(_traced_ops_s(meta))
+        out[layer] = statistics.median(times)
+    return out
+
+
 def tf_step_stats(
     tf: Any,
     g: Graph,
@@ -175,10 +232,13 @@ def tf_step_stats(
     runs: int = 10,
     optimize: bool = True,
     parts: GraphParts | None = None,
+    layers: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """TF's own per-op times: Session.run with a full trace, `runs` times after a warm-up. Returns
-    {op name: median seconds} over the runs, the ops' op type, and the traced runs' wall medians.
-    Op names are TF's after grappler (a fused op keeps the name of the node it replaced)."""
+    """TF's own per-op times: Session.run with a full trace, `runs` times after a warm-up, each
+    traced run beside a plain one. Returns {op name: median seconds} over the runs, the ops' op
+    type, the plain and traced runs' wall medians and the trace's cost (their paired ratio).
+    Op names are TF's after grappler (a fused op keeps the name of the node it replaced).
+    `layers` ({layer: its nodes in order}): also each layer's ops run alone (`alone`)."""
     import time
 
     graph, ph, y = parts() if parts is not None else build_graph(tf, g, x.shape[0], g.weights())
@@ -192,20 +252,28 @@ def tf_step_stats(
         sess.run(y, feed_dict=feed)
         warm += 1
     plain = []
-    for _ in range(runs):
+
+    def plain_run() -> None:
         t0 = time.perf_counter()
         sess.run(y, feed_dict=feed)
         plain.append(time.perf_counter() - t0)
+
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
     per_op: dict[str, list[float]] = {}
     kinds: dict[str, str] = {}
     walls = []
     timelines: list[list[tuple[float, float]]] = []  # per traced run, each op's (start, end)
-    for _ in range(runs):
+    for r in range(runs):
+        # plain and traced runs alternated, in alternating order, as the VM's are: a moment
+        # of the machine slow for one is slow for the run beside it
+        if r % 2 == 0:
+            plain_run()
         meta = tf.compat.v1.RunMetadata()
         t0 = time.perf_counter()
         sess.run(y, feed_dict=feed, options=options, run_metadata=meta)
         walls.append(time.perf_counter() - t0)
+        if r % 2 == 1:
+            plain_run()
         seen: dict[str, float] = {}
         intervals = []
         for dev in meta.step_stats.dev_stats:
@@ -231,11 +299,15 @@ def tf_step_stats(
         for k, v in seen.items():
             per_op.setdefault(k, []).append(v)
         timelines.append(intervals)
+    alone = _layers_alone(tf, sess, graph, feed, g, layers, runs, options) if layers else None
     sess.close()
     return {
+        "alone": alone,
         "ops": {k: statistics.median(v) for k, v in per_op.items()},
         "op_types": kinds,
         "traced_wall_s": statistics.median(walls),
         "wall_s": statistics.median(plain),
+        # what the trace adds: each traced run over the plain run beside it
+        "trace_cost": statistics.median([a / b - 1 for a, b in zip(walls, plain, strict=True)]),
         **timeline_summary(timelines, walls),
     }

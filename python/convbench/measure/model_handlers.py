@@ -24,6 +24,7 @@ from ..frameworks.tf_model import (
 from ..host import cold_copies
 from ..native.harness import Timing, pin_threads, relax_vm, time_callable
 from ..native.tf_capi import tf_graph_runner
+from ..results.analysis import node_layers
 from ..results.decomposition import vm_profile_summary
 from ..results.record import Record
 from ..spec.arrays import aligned_copy, aligned_empty
@@ -221,7 +222,11 @@ def layers(task: LayersTask) -> dict[str, Any]:
     # TF first: its pools are made here, before anything is pinned.
     tf = configure_tf(task.threads)
     parts = _file_parts(tf, mw, task.graph_def)
-    tf_stats = tf_step_stats(tf, mw.graph, x, task.threads, runs=task.tf_runs, parts=parts)
+    names, of = node_layers(mw.graph)
+    members = {layer: [n for n, at in of.items() if at == layer] for layer in names}
+    tf_stats = tf_step_stats(
+        tf, mw.graph, x, task.threads, runs=task.tf_runs, parts=parts, layers=members
+    )
     pin_threads(task.cpus)
     pin_timing_thread(task.cpus)
     kernel_path = task.kernel_path
@@ -242,6 +247,8 @@ def layers(task: LayersTask) -> dict[str, Any]:
         "tvm_calls": tvm_calls,
         "tvm_whole_s": context["whole_s"],
         "tvm_instrumented_s": context["instrumented_s"],
+        "tvm_kernels_s": context["kernels_s"],
+        "tvm_glue_s": context["glue_s"],
         "tvm_clock_cost": context["clock_cost"],
         "tvm_glue": context["glue"],
         "tvm_runs": context["runs"],
@@ -250,8 +257,10 @@ def layers(task: LayersTask) -> dict[str, Any]:
         "tf_op_types": tf_stats["op_types"],
         "tf_whole_s": tf_stats["wall_s"],
         "tf_traced_whole_s": tf_stats["traced_wall_s"],
+        "tf_trace_cost": tf_stats["trace_cost"],
         "tf_gaps_s": tf_stats["gaps_s"],
         "tf_session_s": tf_stats["session_s"],
+        "tf_alone": tf_stats["alone"],
     }
 
 

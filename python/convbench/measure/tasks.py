@@ -92,7 +92,7 @@ class LayersTask(Task):
     cpus: list[int]
     seed: int = 0
     config: RunConfig = field(default_factory=RunConfig)
-    tf_runs: int = 10
+    tf_runs: int = 20  # traced runs of TF's graph (each beside a plain one)
     graph_def: str | None = None  # a model file's cut: the GraphDef TF runs
     context_runs: int = 20  # instrumented runs of the whole cut (each beside a plain one)
     cold: bool = True  # also time each function alone on arrays that miss the cache

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..results.decomposition import FRAMEWORKS, cut_decomposition
 from ..results.record import Record
 from .format import fmt_time
 from .tables import COLUMNS, record_row
@@ -169,9 +170,22 @@ class ConsoleReporter:
         self._advance()
 
     def layers(self, entry: dict[str, Any]) -> None:
+        parts = []
+        for fw in FRAMEWORKS:
+            d = cut_decomposition(entry, fw)
+            if d is not None and d["whole_s"]:
+                w = d["whole_s"]
+                parts.append(
+                    f"{fw} kernels {d['kernels_s'] / w:.1%} + glue {d['glue_s'] / w:.1%} "
+                    f"(unaccounted {d['unaccounted_s'] / w:+.1%})"
+                )
+        if not parts:  # no in-context figures
+            parts = [
+                f"sum of the parts / whole: TVM {entry['tvm_sum_vs_whole']:.1%}, "
+                f"TF {entry['tf_sum_vs_whole']:.1%}"
+            ]
         self._print(
-            f"layers {entry['workload']} b{entry['batch']} t{entry['threads']}: sum of the parts "
-            f"/ whole: TVM {entry['tvm_sum_vs_whole']:.1%}, TF {entry['tf_sum_vs_whole']:.1%}"
+            f"layers {entry['workload']} b{entry['batch']} t{entry['threads']}: " + "; ".join(parts)
         )
 
     def error(self, entry: dict[str, Any]) -> None:

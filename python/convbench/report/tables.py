@@ -513,32 +513,39 @@ def layers_tables(doc: ResultsDoc) -> list[Table]:
             out.append(_layers_table_alone(e))
             continue
         t = table(
-            f"per layer: {e['workload']} b{e['batch']} t{e['threads']} (TVM in context, as "
-            "it ran in the whole cut; alone: called by itself, warm and cold; TF: its ops in "
-            "the graph)",
-            ("layer", "TVM", "alone", "cold", "cut's cost", "TF", "TF/TVM", "TF ops"),
+            f"per layer: {e['workload']} b{e['batch']} t{e['threads']} (in context, as it ran "
+            "in the whole cut; alone: by itself, warm (TVM also cold); cost: what the cut costs "
+            "the layer, in context over alone)",
+            ("layer", "TVM", "alone", "cold", "cost", "TF", "alone", "cost", "TF/TVM", "TF ops"),
             wrap=("layer", "TF ops"),
         )
         for r in e["rows"]:
             tvm, tf, alone = r["tvm_s"], r["tf_s"], r.get("tvm_alone_s")
+            tf_alone = r.get("tf_alone_s")
             ratio = f"{tf / tvm:.2f}" if tvm and tf else "-"
             if r.get("flops_mismatch"):
                 ratio = "FLOPs differ"
-            cost = f"{(tvm - alone) / alone:+.0%}" if tvm and alone else "-"
             ops = sorted({op.split(":", 1)[1] for op in r["tf_ops"]} - {"", "Const"})
             t.add_row(
                 r["layer"],
                 fmt_time(tvm) if r["tvm_funcs"] else "-",
                 fmt_time(alone),
                 fmt_time(r.get("tvm_cold_s")),
-                cost,
+                _cost(tvm, alone),
                 fmt_time(tf) if r["tf_ops"] else "-",
+                fmt_time(tf_alone),
+                _cost(tf, tf_alone),
                 ratio,
                 ", ".join(ops),
             )
         out.append(t)
         out.append(decomposition_table(e))
     return out
+
+
+def _cost(context: float | None, alone: float | None) -> str:
+    """What the surrounding cut costs a layer: in context over alone, less one."""
+    return f"{(context - alone) / alone:+.0%}" if context and alone else "-"
 
 
 def _layers_table_alone(e: dict[str, Any]) -> Table:
@@ -588,7 +595,11 @@ def decomposition_table(e: dict[str, Any]) -> Table:
             f"TVM's clock stamps ({e.get('tvm_vm_calls', '?')} VM calls, 2 each): instrumented "
             f"runs {e['tvm_clock_cost']:+.2%} against the plain run beside each"
         )
-    if e.get("tf_traced_whole_s") and e.get("tf_whole_s"):
+    if e.get("tf_trace_cost") is not None:
+        notes.append(
+            f"TF's trace: traced runs {e['tf_trace_cost']:+.2%} against the plain run beside each"
+        )
+    elif e.get("tf_traced_whole_s") and e.get("tf_whole_s"):
         notes.append(
             f"TF's trace: traced runs {e['tf_traced_whole_s'] / e['tf_whole_s'] - 1:+.2%} "
             "against plain ones"

@@ -545,7 +545,8 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         "flops_mismatch": [r["layer"] for r in out_rows if r["flops_mismatch"]],
     }
     if calls and all("context_s" in c for c in calls):
-        out["tvm_kernels_s"] = tvm_sum  # every call of the plan, in context
+        # every call of the plan, in context: the worker's median of each run's sum
+        out["tvm_kernels_s"] = raw.get("tvm_kernels_s", tvm_sum)
         for r in out_rows:
             r["tvm_context_s"] = r["tvm_s"]
             r["tf_context_s"] = r["tf_s"]
@@ -562,6 +563,9 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
             {"what": BETWEEN_OPS, "s": raw["tf_gaps_s"], "calls": 0},
             {"what": SESSION, "s": raw["tf_session_s"], "calls": 0},
         ]
+    for layer, t in (raw.get("tf_alone") or {}).items():
+        if layer in rows:
+            rows[layer]["tf_alone_s"] = t
     for fw in FRAMEWORKS:  # the decomposition's own figures, named in the JSON
         d = cut_decomposition({**raw, **out}, fw)
         if d is not None:

@@ -65,6 +65,7 @@ def vm_profile_summary(profile: dict[str, Any], plan_funcs: Sequence[str]) -> di
     runs = len(profile["call_s"])
     context: list[list[float]] = [[] for _ in kernel_at]
     glue: dict[str, list[float]] = {name: [] for name in [*glue_names, BETWEEN_CALLS, VM_ENTRY]}
+    kernel_sums, glue_sums = [], []
     for r in range(runs):
         calls, gaps = profile["call_s"][r], profile["gap_s"][r]
         per = dict.fromkeys(glue, 0.0)
@@ -77,6 +78,8 @@ def vm_profile_summary(profile: dict[str, Any], plan_funcs: Sequence[str]) -> di
         per[VM_ENTRY] = (gaps[0] if gaps else 0.0) + profile["tail_s"][r]
         for name, v in per.items():
             glue[name].append(v)
+        kernel_sums.append(sum(calls[i] for i in kernel_at))
+        glue_sums.append(sum(per.values()))
     counts = {
         name: sum(1 for i, s in enumerate(symbols) if s == name and i not in kernels)
         for name in glue_names
@@ -86,6 +89,10 @@ def vm_profile_summary(profile: dict[str, Any], plan_funcs: Sequence[str]) -> di
     ]
     return {
         "context_s": [_median(v) for v in context],
+        # the totals are medians of each run's own sums, as the whole is a median of runs: a
+        # sum of per-call medians leaves out the stalls that some call of most runs takes
+        "kernels_s": _median(kernel_sums),
+        "glue_s": _median(glue_sums),
         "glue": sorted(items, key=lambda g: -g["s"]),
         "instrumented_s": _median(profile["whole_s"]),
         # what the instrument adds: the median of each instrumented run over the plain run
@@ -106,13 +113,16 @@ def vm_profile_summary(profile: dict[str, Any], plan_funcs: Sequence[str]) -> di
 def cut_decomposition(entry: dict[str, Any], framework: str) -> dict[str, Any] | None:
     """One framework's decomposition of a layers entry: {whole_s, kernels_s, glue_s,
     unaccounted_s, glue: [{what, s, calls}]}; None where the entry has no in-context figures for
-    it (a results file written before they existed)."""
+    it (a results file written before they existed). The totals are the entry's own where it has
+    them (TVM's: medians of each run's sums), else the sums of its rows and glue items."""
     whole = entry.get(f"{framework}_whole_s")
     kernels = entry.get(f"{framework}_kernels_s")
     glue = entry.get(f"{framework}_glue")
     if whole is None or kernels is None or glue is None:
         return None
-    glue_s = sum(g["s"] for g in glue)
+    glue_s = entry.get(f"{framework}_glue_s")
+    if glue_s is None:
+        glue_s = sum(g["s"] for g in glue)
     return {
         "whole_s": whole,
         "kernels_s": kernels,
