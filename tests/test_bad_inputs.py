@@ -169,3 +169,82 @@ def test_the_memory_bound_covers_the_model_and_names_the_limit(convbench, tmp_pa
     )
     assert "at batch 100: needs about" in err and "100.0 MiB" in err
     assert not list(tmp_path.iterdir())  # no results file, no cache: nothing was started
+
+
+# --- text from outside convbench is text, never markup ------------------------------------------
+MARKUP = "[/x]"
+
+
+def test_markup_in_names_and_warnings_prints_as_text(tmp_path) -> None:
+    """A results file whose workload names and warnings look like rich markup (a busy process
+    named `[/x]`, a model node `[bold]`) reports and prints as it is, with no MarkupError."""
+    import io
+    import json
+
+    from convbench.report.live import ConsoleReporter
+    from convbench.report.tables import print_report
+    from convbench.results.document import ResultsDoc
+    from rich.console import Console
+
+    data = Path(__file__).parent / "data" / "results-a5b5bf9.json"
+    text = data.read_text().replace('"tiny_16"', json.dumps(f"tiny{MARKUP}16"))
+    raw = json.loads(text.replace('"blockA"', json.dumps("[bold]blockA")))
+    raw["warnings"].append(f"other busy processes while the run started: {MARKUP} (93%)")
+    doc = ResultsDoc.from_json(raw)
+    out = io.StringIO()
+    console = Console(file=out, width=100, color_system=None)
+    for details in (True, False):
+        print_report(doc, console, details=details)
+    shown = out.getvalue()
+    assert f"tiny{MARKUP}16" in shown and "[bold]blockA" in shown and f"{MARKUP} (93%)" in shown
+    live = ConsoleReporter(console)
+    live.record(next(r for r in doc.records if MARKUP in r.workload))
+    live.error({"stage": "measure", "workload": MARKUP, "error": f"server said {MARKUP}"})
+    live.note(f"algorithm {MARKUP}: winograd-4")
+    live.stop()
+    assert out.getvalue().count(f"server said {MARKUP}") == 1
+
+
+def test_report_of_a_file_with_markup_names(convbench, tmp_path) -> None:
+    import json
+
+    data = Path(__file__).parent / "data" / "results-a5b5bf9.json"
+    src = tmp_path / "markup.json"
+    src.write_text(data.read_text().replace('"tiny_16"', json.dumps(f"tiny{MARKUP}16")))
+    proc = convbench("report", str(src), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"tiny{MARKUP}16" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_results_files_are_bounded(convbench, tmp_path) -> None:
+    """200000 nested brackets and a file past the size bound are refused with a message, not a
+    RecursionError or a read of the whole file."""
+    from convbench.results.document import MAX_RESULTS_BYTES
+
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 200_000)
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_RESULTS_BYTES + 1)  # sparse: no disk is used
+    for path, why in ((nested, "nested too deeply"), (huge, "a results file is at most")):
+        for args in (["report", str(path)], ["compare", str(path), str(path)]):
+            proc = convbench(*args, cwd=tmp_path)
+            assert proc.returncode != 0
+            assert why in proc.stdout + proc.stderr
+            assert "Traceback" not in proc.stderr
+
+
+def test_results_file_mode_and_default_name(tmp_path) -> None:
+    """A results file is as readable as the user's other files (not mkstemp's 0600), and two
+    runs started in the same second get two default names (the process id is in it)."""
+    from convbench.cli.common import default_json_path
+    from convbench.results.document import ResultsDoc
+
+    path = tmp_path / "r.json"
+    old = os.umask(0o022)
+    try:
+        ResultsDoc().save(path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert str(os.getpid()) in default_json_path("run").name

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from ..build.cache import usable_cache_dir
 from ..build.target import TargetError
@@ -388,12 +389,18 @@ def read_results(path: Path, err: Console) -> ResultsDoc | None:
     try:
         return ResultsDoc.load(path)
     except ResultsError as e:
-        err.print(f"convbench: {path} is not a convbench results file ({e})", highlight=False)
+        err.print(
+            f"convbench: {path} is not a convbench results file ({e})",
+            highlight=False,
+            markup=False,
+        )
         return None
 
 
 def default_json_path(prefix: str) -> Path:
-    return Path("convbench-results") / time.strftime(f"{prefix}-%Y%m%d-%H%M%S.json")
+    """convbench-results/<prefix>-<time>-<pid>.json: two runs started in the same second in
+    one folder write two files."""
+    return Path("convbench-results") / time.strftime(f"{prefix}-%Y%m%d-%H%M%S-{os.getpid()}.json")
 
 
 def run_options(args: argparse.Namespace, **extra: Any) -> RunOptions:
@@ -429,26 +436,26 @@ def execute(
         doc = runner.run()
     except KeyboardInterrupt:
         reporter.stop()
-        err.print(f"interrupted: the results measured so far are in {json_path}")
+        err.print(f"interrupted: the results measured so far are in {json_path}", markup=False)
         return 130
     except TargetError as e:
         reporter.stop()
-        err.print(f"[bold red]convbench:[/] {e}", highlight=False)
+        err.print(f"[bold red]convbench:[/] {escape(str(e))}", highlight=False)
         return 2
     except OSError as e:
         reporter.stop()
-        err.print(f"[bold red]convbench: stopped:[/] {_os_error(e)}", highlight=False)
-        err.print(_saved_so_far(json_path, runner.doc), highlight=False)
+        err.print(f"[bold red]convbench: stopped:[/] {escape(_os_error(e))}", highlight=False)
+        err.print(_saved_so_far(json_path, runner.doc), highlight=False, markup=False)
         return 1
     except Exception as e:  # a fault of convbench itself: what was measured is kept
         reporter.stop()
         where = traceback.extract_tb(e.__traceback__)[-1]
         err.print(
-            f"[bold red]convbench: internal error[/] ({type(e).__name__}: {e}, at "
+            f"[bold red]convbench: internal error[/] ({type(e).__name__}: {escape(str(e))}, at "
             f"{Path(where.filename).name}:{where.lineno} in {where.name}); please report it",
             highlight=False,
         )
-        err.print(_saved_so_far(json_path, runner.doc), highlight=False)
+        err.print(_saved_so_far(json_path, runner.doc), highlight=False, markup=False)
         return 1
     reporter.stop()
     print_report(doc, console, details=False)

@@ -51,12 +51,12 @@ def compare_main(argv: list[str]) -> int:
     if old is None or new is None:
         return 2
     for label, path, doc in (("old", args.old, old), ("new", args.new, new)):
-        console.print(f"{label}: {path} on {machine_name(doc)}", highlight=False)
+        console.print(f"{label}: {path} on {machine_name(doc)}", highlight=False, markup=False)
     rows = compare_runs(old, new, args.alpha, args.min_change, args.across_machines)
     n_old, n_new = len(old.records), len(new.records)
     console.print(compare_table(rows, n_old - len(rows), n_new - len(rows)))
     for line in machine_lines(old, new, rows):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     return 0
 
 

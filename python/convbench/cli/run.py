@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         type=Path,
         default=None,
-        help="results file (default: convbench-results/run-<time>.json)",
+        help="results file (default: convbench-results/run-<time>-<pid>.json)",
     )
     add_timing_args(p)
     p.add_argument(

@@ -8,21 +8,42 @@ second line instead of pushing a number out of the table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["WIDTH", "fmt_range", "fmt_time", "split_columns", "table"]
+__all__ = ["WIDTH", "TextTable", "as_text", "fmt_range", "fmt_time", "split_columns", "table"]
 
 WIDTH = 100  # every table fits this many columns
 COLUMN_GAP = 2  # what a column costs beyond its text in `table`'s style
 NAME_MIN = 12  # the narrowest a wrapping name column is folded to
 
 
+class TextTable(Table):
+    """A table whose title, caption and cells are text, never markup: they carry names from
+    shapes files, model files, results files and other processes, and a name like `[/x]` is a
+    name (rich would parse it as a closing tag and raise MarkupError)."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*(as_text(r) for r in renderables), **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("title", "caption"):
+            value = as_text(value)
+        super().__setattr__(name, value)
+
+
+def as_text(value: Any) -> Any:
+    """A string as rich Text (printed as it is); anything else unchanged."""
+    return Text(value) if isinstance(value, str) else value
+
+
 def table(title: str, columns: Sequence[str], wrap: Sequence[str] = ("workload", "layer")) -> Table:
     """A rich table with these columns; those named in `wrap` may wrap (names), the others stay
-    on one line (numbers)."""
-    t = Table(
+    on one line (numbers). Title, caption and cells are text (TextTable)."""
+    t = TextTable(
         title=title,
         box=box.SIMPLE_HEAD,
         show_edge=False,

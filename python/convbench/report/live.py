@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..results.decomposition import FRAMEWORKS, cut_decomposition
@@ -99,7 +100,8 @@ class ConsoleReporter:
         self.warnings = 0
 
     def _print(self, text: str, style: str | None = None) -> None:
-        self.console.print(text, style=style, highlight=False)
+        # rows and lines carry names from outside convbench: text, never markup
+        self.console.print(text, style=style, highlight=False, markup=False)
 
     def _line(self, cells: list[str] | tuple[str, ...], style: str = "") -> None:
         text = " ".join(c.ljust(w) if w else c for c, w in zip(cells, self.WIDTHS, strict=True))
@@ -107,7 +109,7 @@ class ConsoleReporter:
 
     def _describe(self, text: str) -> None:
         if self.task is not None:
-            self.progress.update(self.task, description=text)
+            self.progress.update(self.task, description=escape(text))
 
     def _advance(self) -> None:
         if self.task is not None:
@@ -191,7 +193,9 @@ class ConsoleReporter:
     def error(self, entry: dict[str, Any]) -> None:
         what = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("error", "stage"))
         self.console.print(
-            f"[bold red]error[/] ({entry['stage']} {what}): {entry['error']}", highlight=False
+            f"[bold red]error[/] ({escape(entry['stage'])} {escape(what)}): "
+            f"{escape(str(entry['error']))}",
+            highlight=False,
         )
         if entry["stage"] == "measure":
             self._advance()

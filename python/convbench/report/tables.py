@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..paths import RUNGS
@@ -362,10 +363,12 @@ def print_warnings(doc: ResultsDoc, console: Console, details: bool) -> None:
     for kind, messages in warning_groups(doc.warnings):
         if details:
             for m in messages:
-                console.print(f"  [yellow]{kind}:[/] {m}", highlight=False)
+                console.print(f"  [yellow]{kind}:[/] {escape(m)}", highlight=False)
             continue
         head = f"  {kind} ({len(messages)}): "
-        console.print(f"[yellow]{head}[/]{_clip(messages[0], WIDTH - len(head))}", highlight=False)
+        console.print(
+            f"[yellow]{head}[/]{escape(_clip(messages[0], WIDTH - len(head)))}", highlight=False
+        )
     if not details:
         console.print("  every warning in full: the JSON's `warnings`, or convbench report FILE")
 

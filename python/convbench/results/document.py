@@ -33,6 +33,16 @@ class ResultsError(ValueError):
     """A file that is not a convbench results file."""
 
 
+# A default run writes a few MiB; anything this large is not a results file of convbench's.
+MAX_RESULTS_BYTES = 256 << 20
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @dataclass
 class ResultsDoc:
     header: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +146,8 @@ class ResultsDoc:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            # mkstemp makes it 0600; a results file is as readable as any file the user writes
+            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "w") as f:
                 json.dump(self.to_json(), f, indent=1)
             os.replace(tmp, path)
@@ -145,9 +157,19 @@ class ResultsDoc:
 
     @classmethod
     def load(cls, path: Path) -> ResultsDoc:
-        """A results file; ResultsError saying why when it is not one."""
+        """A results file; ResultsError saying why when it is not one: also when it is larger
+        than MAX_RESULTS_BYTES or nested deeper than the JSON parser goes."""
         try:
-            data = json.loads(Path(path).read_text())
+            size = Path(path).stat().st_size
+            if size > MAX_RESULTS_BYTES:
+                raise ResultsError(
+                    f"{size / 2**20:.0f} MiB: a results file is at most "
+                    f"{MAX_RESULTS_BYTES // 2**20} MiB"
+                )
+            with open(path, "rb") as f:
+                data = json.loads(f.read(MAX_RESULTS_BYTES + 1))
         except (OSError, ValueError) as e:
             raise ResultsError(str(e)) from None
+        except RecursionError:
+            raise ResultsError("its JSON is nested too deeply to be a results file") from None
         return cls.from_json(data)
