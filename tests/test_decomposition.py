@@ -254,4 +254,4 @@ def test_decomposition_plot_and_tables_from_an_entry():
     tables = layers_tables(doc)
     assert len(tables) == 2 and tables[0].row_count == 2
     # "cut's cost": in context over alone, less one (here +100%)
-    assert "+100%" in [c for c in tables[0].columns[4].cells]
+    assert "+100%" in [str(c) for c in tables[0].columns[4].cells]
