@@ -385,25 +385,7 @@ def partsearch_figures(doc: ResultsDoc) -> Figures:
             lw=3,
             label=f"{fw} layers' kernels in context t{t}" + (f" b{b}" if b != 1 else ""),
         )
-    bottom = ax
-    if shares:
-        bottom = low
-        groups = sorted(shares)
-        width = 0.8 / len(groups)
-        for i, key in enumerate(groups):
-            fw, t, b = key
-            xs = sorted(shares[key])
-            low.bar(
-                [x - 0.4 + width * (i + 0.5) for x in xs],
-                [100 * shares[key][x] for x in xs],
-                width,
-                color=BACKEND_COLORS[fw],
-                alpha=0.5 + 0.5 * (i % 2),
-                label=f"{fw} t{t}" + (f" b{b}" if b != 1 else ""),
-            )
-        low.set_ylabel("framework share of the whole (%)\n(whole - layers' kernels in context)")
-        low.grid(True, axis="y", alpha=0.3)
-        low.legend(fontsize=7, ncol=4)
+    bottom = _share_panel(low, shares) if shares else ax
     bottom.set_xticks(range(len(prefixes)))
     bottom.set_xticklabels(
         [w.get("to") or w["name"] for w in prefixes], rotation=20, ha="right", fontsize=8
@@ -416,6 +398,28 @@ def partsearch_figures(doc: ResultsDoc) -> Figures:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return [("partsearch", fig)]
+
+
+def _share_panel(low: Any, shares: dict[tuple[str, int, int], dict[int, float]]) -> Any:
+    """partsearch's lower panel: per prefix, each framework's and thread count's share of the
+    whole that is not its layers' kernels in context."""
+    groups = sorted(shares)
+    width = 0.8 / len(groups)
+    for i, key in enumerate(groups):
+        fw, t, b = key
+        xs = sorted(shares[key])
+        low.bar(
+            [x - 0.4 + width * (i + 0.5) for x in xs],
+            [100 * shares[key][x] for x in xs],
+            width,
+            color=BACKEND_COLORS[fw],
+            alpha=0.5 + 0.5 * (i % 2),
+            label=f"{fw} t{t}" + (f" b{b}" if b != 1 else ""),
+        )
+    low.set_ylabel("framework share of the whole (%)\n(whole - layers' kernels in context)")
+    low.grid(True, axis="y", alpha=0.3)
+    low.legend(fontsize=7, ncol=4)
+    return low
 
 
 def partsearch_plot(doc: ResultsDoc, png: Path) -> None:

@@ -544,6 +544,18 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         "tf_sum_vs_whole": tf_sum / raw["tf_whole_s"] if raw["tf_whole_s"] else None,
         "flops_mismatch": [r["layer"] for r in out_rows if r["flops_mismatch"]],
     }
+    _in_context(raw, rows, out)
+    return out
+
+
+def _in_context(raw: dict[str, Any], rows: dict[str, dict[str, Any]], out: dict[str, Any]) -> None:
+    """The in-context figures of a layers table, where its worker measured them (a results file
+    from before has none): each framework's layers' kernels, its glue items and totals, its
+    unaccounted time, and TF's layers alone."""
+    calls = raw["tvm_calls"]
+    out_rows = out["rows"]
+    tf_sum = out["tf_sum_s"]
+    tvm_sum = out["tvm_sum_s"]
     if calls and all("context_s" in c for c in calls):
         # every call of the plan, in context: the worker's median of each run's sum
         out["tvm_kernels_s"] = raw.get("tvm_kernels_s", tvm_sum)
@@ -571,7 +583,6 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
         if d is not None:
             out[f"{fw}_glue_s"] = d["glue_s"]
             out[f"{fw}_unaccounted_s"] = d["unaccounted_s"]
-    return out
 
 
 def conv_prediction(
