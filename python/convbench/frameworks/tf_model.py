@@ -167,20 +167,27 @@ def timeline_summary(runs: Sequence[Sequence[tuple[float, float]]], walls: Seque
     }
 
 
+def _node_stat(ns: Any) -> tuple[str, float, float]:
+    """One executed op of a step's stats: its op type (from the timeline label), its start and
+    its duration in seconds (nanoseconds where TF gives them, else microseconds)."""
+    label = ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
+    base = ns.all_start_nanos * 1e-9 if ns.all_start_nanos else ns.all_start_micros * 1e-6
+    dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
+    rel = ns.op_start_rel_nanos * 1e-9
+    if dt <= 0:
+        dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
+        rel = ns.op_start_rel_micros * 1e-6
+    return label, base + rel, dt
+
+
 def _traced_ops_s(meta: Any) -> float:
     """The executed ops' time in one traced run, the feed and fetch (_Arg, _Retval) aside."""
     total = 0.0
     for dev in meta.step_stats.dev_stats:
         for ns in dev.node_stats:
-            if ns.node_name in ("_SOURCE", "_SINK") or ns.node_name.startswith("_"):
-                continue
-            label = ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
-            if label in ("_Arg", "_Retval"):
-                continue
-            dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
-            if dt <= 0:
-                dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
-            total += dt
+            label, _, dt = _node_stat(ns)
+            if not ns.node_name.startswith("_") and label not in ("_Arg", "_Retval"):
+                total += dt
     return total
 
 
@@ -280,21 +287,9 @@ def tf_step_stats(
             for ns in dev.node_stats:
                 if ns.node_name in ("_SOURCE", "_SINK"):
                     continue
-                start = (
-                    ns.all_start_nanos * 1e-9
-                    if ns.all_start_nanos
-                    else (ns.all_start_micros * 1e-6)
-                )
-                dt = (ns.op_end_rel_nanos - ns.op_start_rel_nanos) * 1e-9
-                rel = ns.op_start_rel_nanos * 1e-9
-                if dt <= 0:
-                    dt = (ns.op_end_rel_micros - ns.op_start_rel_micros) * 1e-6
-                    rel = ns.op_start_rel_micros * 1e-6
-                intervals.append((start + rel, start + rel + dt))
+                label, start, dt = _node_stat(ns)
+                intervals.append((start, start + dt))
                 seen[ns.node_name] = seen.get(ns.node_name, 0.0) + dt
-                label = (
-                    ns.timeline_label.split(" = ")[-1].split("(")[0] if ns.timeline_label else ""
-                )
                 kinds.setdefault(ns.node_name, label)
         for k, v in seen.items():
             per_op.setdefault(k, []).append(v)

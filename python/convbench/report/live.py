@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..results.decomposition import FRAMEWORKS, cut_decomposition
+from ..paths import BACKENDS
+from ..results.decomposition import cut_decomposition
 from ..results.record import Record
 from .format import fmt_time
 from .tables import COLUMNS, record_row
@@ -173,7 +174,7 @@ class ConsoleReporter:
 
     def layers(self, entry: dict[str, Any]) -> None:
         parts = []
-        for fw in FRAMEWORKS:
+        for fw in BACKENDS:
             d = cut_decomposition(entry, fw)
             if d is not None and d["whole_s"]:
                 w = d["whole_s"]

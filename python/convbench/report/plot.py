@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..paths import BACKENDS
 from ..results.analysis import by_cell
-from ..results.decomposition import FRAMEWORKS, cut_decomposition
+from ..results.decomposition import cut_decomposition
 from ..results.document import ResultsDoc
 
 __all__ = [
@@ -285,7 +286,7 @@ def decomposition_figures(doc: ResultsDoc) -> Figures:
     read alike for a 1 ms block and a 100 ms model), each bar labelled with its whole."""
     rows = []
     for e in doc.layers:
-        for fw in FRAMEWORKS:
+        for fw in BACKENDS:
             d = cut_decomposition(e, fw)
             if d is not None and d["whole_s"] > 0:
                 rows.append((f"{e['workload']} b{e['batch']} t{e['threads']} {fw}", d))
@@ -349,7 +350,7 @@ def partsearch_figures(doc: ResultsDoc) -> Figures:
     for e in doc.layers:
         if e["workload"] not in order:
             continue
-        for fw in FRAMEWORKS:
+        for fw in BACKENDS:
             d = cut_decomposition(e, fw)
             if d is None or d["whole_s"] <= 0:
                 continue

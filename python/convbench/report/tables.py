@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..paths import RUNGS
+from ..paths import BACKENDS, RUNGS
 from ..results.analysis import by_cell, faster_beyond_noise, framework_shares
-from ..results.decomposition import FRAMEWORKS, cut_decomposition, explain_cut
+from ..results.decomposition import cut_decomposition, explain_cut
 from ..results.document import ResultsDoc
 from ..results.record import Record
 from .format import WIDTH, fmt_range, fmt_time, split_columns, table
@@ -578,7 +578,7 @@ def decomposition_table(e: dict[str, Any]) -> Table:
         ("framework", "whole", "kernels", "glue", "unaccounted", "largest glue"),
         wrap=("largest glue",),
     )
-    for fw in FRAMEWORKS:
+    for fw in BACKENDS:
         d = cut_decomposition(e, fw)
         if d is None:
             continue

@@ -18,7 +18,7 @@ from ..paths import BACKENDS, RUNGS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
 from ..spec.workload import Workload
-from .decomposition import BETWEEN_OPS, FRAMEWORKS, SESSION, cut_decomposition
+from .decomposition import BETWEEN_OPS, SESSION, cut_decomposition
 from .record import Record
 
 __all__ = [
@@ -578,7 +578,7 @@ def _in_context(raw: dict[str, Any], rows: dict[str, dict[str, Any]], out: dict[
     for layer, t in (raw.get("tf_alone") or {}).items():
         if layer in rows:
             rows[layer]["tf_alone_s"] = t
-    for fw in FRAMEWORKS:  # the decomposition's own figures, named in the JSON
+    for fw in BACKENDS:  # the decomposition's own figures, named in the JSON
         d = cut_decomposition({**raw, **out}, fw)
         if d is not None:
             out[f"{fw}_glue_s"] = d["glue_s"]

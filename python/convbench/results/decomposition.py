@@ -17,7 +17,6 @@ from typing import Any
 __all__ = [
     "BETWEEN_CALLS",
     "BETWEEN_OPS",
-    "FRAMEWORKS",
     "SESSION",
     "VM_ENTRY",
     "cut_decomposition",
@@ -31,7 +30,6 @@ VM_ENTRY = "VM entry and return"
 BETWEEN_OPS = "between ops (executor)"
 SESSION = "session outside the ops"
 
-FRAMEWORKS = ("tvm", "tf")
 # Glue items (not calls) and unaccounted time below this share of the whole are left out of the
 # sentence that explains a cut.
 _SENTENCE_SHARE = 0.02
