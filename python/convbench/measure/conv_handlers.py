@@ -35,7 +35,7 @@ from ..native.harness import (
 from ..native.tf_capi import tf_native_conv
 from ..paths import COLD_PATHS, ladder_paths
 from ..results.record import Record
-from ..spec.arrays import aligned_empty, conv_inputs
+from ..spec.arrays import aligned_empty, conv_inputs, fresh_copy
 from ..spec.conv import ConvWorkload
 from .process import make_record, pin_timing_thread, restrict_process
 from .tasks import CheckTask, MeasureTask, OverheadTask, PeakTask, ProbeTask, TimeFuncTask
@@ -174,12 +174,6 @@ def _cold(task: MeasureTask) -> int:
     return cold_copies(4 * sum(math.prod(s) for s in shapes))  # float32
 
 
-def _fresh_copy(a: np.ndarray) -> np.ndarray:
-    out = aligned_empty(a.shape)
-    out[...] = a
-    return out
-
-
 def conv_kernel(path: str, w: ConvWorkload, algorithm: str = "direct") -> ConvKernel:
     """The exported kernel of `w` for its algorithm: "direct" (HWIO weights), "winograd-<m>"
     (weights transformed when it is loaded)."""
@@ -215,7 +209,7 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     copies = _cold(task)
     if copies:
         sets = [
-            [_fresh_copy(data), _fresh_copy(weight), kernel.new_output()] for _ in range(copies)
+            [fresh_copy(data), fresh_copy(weight), kernel.new_output()] for _ in range(copies)
         ]
         timing = Timing.from_native(kernel.native.time_rotating(sets, **task.config.kwargs()))
         return make_record(

@@ -27,7 +27,7 @@ from ..native.tf_capi import tf_graph_runner
 from ..results.analysis import node_layers
 from ..results.decomposition import vm_profile_summary
 from ..results.record import Record
-from ..spec.arrays import aligned_copy, aligned_empty
+from ..spec.arrays import aligned_copy, aligned_empty, fresh_copy
 from ..spec.errors import SpecError
 from ..spec.model import ModelWorkload
 from .process import make_record, pin_timing_thread, restrict_process
@@ -294,7 +294,7 @@ def _alone(task: LayersTask, plan: LayerPlan, x: np.ndarray) -> list[dict[str, A
         if task.cold:
             arrays = [*args, y]
             copies = cold_copies(sum(a.nbytes for a in arrays))
-            sets = [[aligned_copy(a) for a in arrays] for _ in range(copies)]
+            sets = [[fresh_copy(a) for a in arrays] for _ in range(copies)]
             cold_s = Timing.from_native(k.time_rotating(sets, **kwargs)).summary["median"]
             del sets
         out.append(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aligned_copy", "aligned_empty", "conv_inputs"]
+__all__ = ["aligned_copy", "aligned_empty", "conv_inputs", "fresh_copy"]
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any = np.float32, align: int = 64) -> np.ndarray:
@@ -19,6 +19,14 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any = np.float32, align: int = 
     buf = np.empty(nbytes + align, dtype=np.uint8)
     offset = (-buf.ctypes.data) % align
     return buf[offset : offset + nbytes].view(dt).reshape(shape)
+
+
+def fresh_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """A copy of `a` in new memory, float32 on an `align`-byte boundary, whatever `a` is: what a
+    cold-cache loop rotates through (aligned_copy may return `a` itself)."""
+    out = aligned_empty(a.shape, np.float32, align)
+    out[...] = a
+    return out
 
 
 def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
