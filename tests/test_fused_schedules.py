@@ -1,4 +1,4 @@
-"""Fused conv functions whose element-wise blocks come before the conv: scheduled as convs, exact."""
+"""Fused conv functions with element-wise blocks before the conv: conv-scheduled and exact."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 tvm = pytest.importorskip("tvm")
 
 from convbench.build import relax as R  # noqa: E402
-from convbench.build.schedules import pick_config, _module  # noqa: E402
+from convbench.build.schedules import _module, pick_config  # noqa: E402
 from convbench.spec.conv import ConvSpec, ConvWorkload  # noqa: E402
 
 
