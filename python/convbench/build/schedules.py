@@ -223,10 +223,6 @@ def pick_config(mod, conv="conv"):
     key = (OH, OW, Cin, Cout, KH, KW)
     if key in KNOWN_TILES:
         return dict(KNOWN_TILES[key])
-    # Rows along OW, output channels inside the (n, oh) rows: each row streams the weights once.
-    # Where the weights outweigh the pixels (7x7 maps with 320+ input channels) that is a
-    # weight-streaming loop: rows along OH, the channel blocks outermost and parallel, so a
-    # block's weights stay in cache for every pixel (measured 1.1-1.3x faster on such 1x1 convs)
     nvec = max(1, Cout // VEC)
     if KH * KW > 1 and OW >= 4 and Cin >= 128 and Cin % 32 == 0 and nvec % 2 == 0:
         # A wide spatial conv on a small map (192 -> 256 channels at 54x6): its weights (1.7 MB)
@@ -244,6 +240,10 @@ def pick_config(mod, conv="conv"):
             icb=32,
             oh_par=min(4, OH),
         )
+    # Rows along OW, output channels inside the (n, oh) rows: each row streams the weights once.
+    # Where the weights outweigh the pixels (7x7 maps with 320+ input channels) that is a
+    # weight-streaming loop: rows along OH, the channel blocks outermost and parallel, so a
+    # block's weights stay in cache for every pixel (measured 1.1-1.3x faster on such 1x1 convs)
     weight_heavy = KH * KW * Cin > 4 * OH * OW and OH >= 4
     row_axis = "ow" if OW >= 4 and not weight_heavy else "oh"
     rows_total = OW if row_axis == "ow" else OH
@@ -528,9 +528,8 @@ def _fold_prologue(sch: Any, before: list[Any], conv_name: str) -> str | None:
         sch.compute_inline(sch.get_sblock(pad))
         feeds_conv.discard(pad)
         pad = None
-    chain = [b for b in _blocks(sch) if sch.get(b).name_hint in feeds_conv - {conv_name}]
+    chain = [b for b in _blocks(sch) if sch.get(b).name_hint in feeds_conv - {conv_name, pad}]
     if pad is not None:
-        chain = [b for b in chain if sch.get(b).name_hint != pad]
         for blk in chain:
             sch.compute_inline(blk)  # into the pad, or into a block that is inlined next
     elif chain:

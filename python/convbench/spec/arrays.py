@@ -33,9 +33,7 @@ def aligned_copy(a: np.ndarray, align: int = 64) -> np.ndarray:
     """`a` itself when it is C-contiguous float32 on an `align`-byte boundary, else such a copy."""
     if a.dtype == np.float32 and a.flags.c_contiguous and a.ctypes.data % align == 0:
         return a
-    out = aligned_empty(a.shape, np.float32, align)
-    out[...] = a
-    return out
+    return fresh_copy(a, align)
 
 
 def conv_inputs(w: Any, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
