@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from convbench.build.plan import LayerPlan
+from convbench.build.winograd import layer_problem
 from convbench.results.analysis import (
+    call_layers,
+    choose_in_context,
     conv_prediction,
     cross_checks,
     framework_shares,
     inconsistencies,
     ladder,
     layer_table,
+    problem_seconds,
 )
 from convbench.results.record import Record
 from convbench.spec import ConvWorkload, load_shapes
@@ -317,6 +321,48 @@ def test_per_layer_flops_agree_between_the_frameworks(kernel_cache, model, block
     ]
     broken = layer_table(mw.graph, bad)
     assert any(name.startswith("(unmatched)") for name in broken["flops_mismatch"])
+
+
+def test_the_in_context_choice_sums_each_problems_layers_and_takes_the_fastest(
+    kernel_cache, model
+) -> None:
+    """block2's three problems (192 -> 192, 192 -> 256, 256 -> 256 at 54x6): each Winograd call
+    of a build is its problem's, each direct build's call its layer's; a problem takes the
+    candidate its layers were fastest under, whatever the others did."""
+    b = next(b for b in model.blocks if b.name == "block2")
+    mw = ModelWorkload("block2", "block", model, b.start, b.stop, 1)
+    problems: dict[str, list[str]] = {}
+    for n in mw.graph.convs():
+        p = layer_problem(ConvWorkload(n.conv, 1))
+        if p is not None:
+            problems.setdefault(p, []).append(n.name)
+    assert len(problems) == 3
+    k = kernel_cache.model(mw, True, winograd=dict.fromkeys(problems, 2))
+    plan = LayerPlan.load(k.path.parent)
+    wino = [
+        {"func": c["func"], "args": a, "shape": c["shape"], "context_s": 0.0}
+        for c, a in zip(plan.calls, plan.arg_shapes(mw.input_shape), strict=True)
+    ]
+    for c in wino:
+        c["context_s"] = 1.0 if "winograd" in c["func"] else 0.0
+    by = problem_seconds(mw.graph, 1, wino)
+    # every Winograd call found its problem: one per layer
+    assert {p: (e["s"], e["layers"]) for p, e in by.items()} == {
+        p: (float(len(names)), names) for p, names in problems.items()
+    }
+    direct = _raw_from_plan(kernel_cache, mw)["tvm_calls"]
+    at, _ = call_layers(mw.graph, direct)
+    favoured = sorted(problems)[0]  # under the direct build only this problem's layers are quick
+    layer_of = {n: p for p, names in problems.items() for n in names}
+    for c, layer in zip(direct, at, strict=True):
+        c["context_s"] = 0.1 if layer_of.get(layer) == favoured else 5.0
+    chosen, rows = choose_in_context(
+        mw.graph, 1, {"direct": {"calls": direct}, "winograd-2": {"calls": wino}}
+    )
+    assert chosen == {p: "direct" if p == favoured else "winograd-2" for p in problems}
+    for r in rows:
+        assert r["layers"] == problems[r["problem"]]
+        assert r["chosen"] == min(r["in_context_s"], key=r["in_context_s"].get)
 
 
 def test_a_multi_thread_cell_that_ran_serially_is_named() -> None:

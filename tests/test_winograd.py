@@ -9,12 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import QUICK
-from convbench.build.winograd import TILES, multiplies, u_shape, winograd_applicable
+import yaml
+from conftest import QUICK, TINY_MODEL
+from convbench.build.cache import KernelCache
+from convbench.build.relax import relax_module, winograd_convs
+from convbench.build.winograd import (
+    TILES,
+    layer_problem,
+    multiplies,
+    tile_of,
+    u_shape,
+    winograd_applicable,
+)
 from convbench.frameworks.numerics import WINOGRAD_RTOL_FACTOR, relative_error, winograd_rtol
 from convbench.measure.conv_handlers import conv_kernel
-from convbench.spec import ConvWorkload, parse_spec
+from convbench.spec import ConvWorkload, load_shapes, parse_spec
 from convbench.spec.arrays import conv_inputs
+from convbench.spec.model import ModelWorkload, parse_model
 
 SHAPES = """
 convs:
@@ -26,6 +37,11 @@ convs:
   - {name: rgb, input: [1, 5, 6, 3], kernel: [3, 3], out_channels: 17, count: 1}
   - {name: one_pixel, input: [1, 1, 1, 8], kernel: [3, 3], out_channels: 16, count: 1}
 """
+
+
+WINOGRAD_ONLY = {f"winograd-{m}" for m in TILES}
+TILES_AND_DIRECT = WINOGRAD_ONLY | {"direct"}
+CUT = ("expand_conv1/add_1", "conv_block1/unit1/add_2")  # the tiny model's blockA
 
 
 def _f64(w: ConvWorkload, data: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -162,32 +178,81 @@ def test_a_bad_algos_value_is_refused(convbench, tiny_shapes, tmp_path) -> None:
     assert proc.returncode == 2 and "--algos" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_model_builds_compute_the_chosen_convs_by_winograd(convbench, tiny_model, tmp_path):
+def test_model_builds_choose_each_convs_algorithm_in_context(convbench, tiny_model, tmp_path):
     args = ("--paths", "tvm/native,tf/native-graph")
-    args += ("--from", "expand_conv1/add_1", "--to", "conv_block1/unit1/add_2")  # blockA
+    args += ("--from", CUT[0], "--to", CUT[1])  # blockA
     common = ("--shapes", str(tiny_model), "--threads", "1", *QUICK, *args)
     common += ("--cache-dir", str(tmp_path / "cache"))
     docs = {}
-    for algos in ("winograd", "direct"):
+    for algos in ("auto", "winograd", "direct"):
         out = tmp_path / f"{algos}.json"
         proc = convbench(*common, "--algos", algos, "--json", str(out), cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        docs[algos] = json.loads(out.read_text())
-    wino, direct = docs["winograd"], docs["direct"]
-    # the cut's 3x3 convs are the convs section's tiny_32: each conv chose a Winograd tile
-    assert {c["workload"] for c in wino["algorithms"]} == {"tiny_16", "tiny_32"}
-    for doc, uses in ((wino, True), (direct, False)):
+        docs[algos] = json.loads(out.read_text()) | {"stdout": proc.stdout}
+    # the cut's problems: its layers that Winograd computes, by the key the build gives them
+    spec = load_shapes(tiny_model).model
+    cut = spec.graph.cut(*CUT)
+    problems: dict[str, list[str]] = {}
+    for n in cut.convs():
+        p = layer_problem(ConvWorkload(n.conv, 1))
+        if p is not None:
+            problems.setdefault(p, []).append(n.name)
+    assert problems
+    for algos, candidates in (("auto", TILES_AND_DIRECT), ("winograd", WINOGRAD_ONLY)):
+        doc = docs[algos]
+        (entry,) = doc["model_algorithms"]  # one cut, one thread count
+        assert entry["mode"] == algos and entry["threads"] == 1
+        assert set(entry["whole_s"]) == set(entry["kernels"]) == candidates
+        rows = {r["problem"]: r for r in entry["problems"]}
+        assert {p: r["layers"] for p, r in rows.items()} == problems
+        for r in rows.values():  # the fastest in context, of every candidate, is the one chosen
+            assert set(r["in_context_s"]) == candidates and min(r["in_context_s"].values()) > 0
+            assert r["chosen"] == min(r["in_context_s"], key=r["in_context_s"].get)
+        assert f"algorithm {entry['workload']} b1 t1, in context" in doc["stdout"]
+        assert "TVM's algorithm per model layer, chosen in context" in doc["stdout"]
+        # the cut's build computes each layer as its problem chose; its check passed
         assert all(c["ok"] for c in doc["checks"]), doc["checks"]
-        models = [
-            k
-            for k in doc["kernels"]
-            if k["schedule"].startswith("direct-nhwc") and "relax" in k["schedule"]
-        ]
-        assert models and all(("winograd" in k["schedule"]) == uses for k in models)
         (table,) = doc["layers"]
+        chosen = {n: r["chosen"] for r in rows.values() for n in r["layers"]}
         convs = [r for r in table["rows"] if r["tvm_funcs"] and r["tvm_flops"]]
         assert convs and not table["flops_mismatch"]
-        # every 3x3 conv layer of the cut runs a Winograd function, named as such in its row
         for r in convs:
-            assert any("winograd" in f for f in r["tvm_funcs"]) == uses, r
+            algorithm = chosen.get(r["layer"], "direct")  # a layer Winograd can't compute: direct
+            m = tile_of(algorithm)
+            funcs = [f for f in r["tvm_funcs"] if "winograd" in f]
+            # one Winograd call, of its tile (the builder numbers same-named functions on)
+            assert len(funcs) == (1 if m else 0), r
+            assert all(f.startswith(f"conv2d_winograd{m}") for f in funcs), r
             assert r["tvm_flops"] == r["tf_flops"]  # nominal (direct) FLOPs on both sides
+        built = [k for k in doc["kernels"] if "relax-fused" in k["schedule"]]
+        n_winograd = sum(r["chosen"] != "direct" for r in rows.values())
+        assert built and all(
+            k["schedule"].endswith(f"winograd-nhwc-v1-{n_winograd}") == (n_winograd > 0)
+            for k in built
+        )
+        # reproducible: the chosen build is the cache's entry for that choice
+        wanted = {p: int(r["chosen"][-1]) for p, r in rows.items() if r["chosen"] != "direct"}
+        mw = ModelWorkload(entry["workload"], "block", spec, *CUT, 1)
+        again = KernelCache(tmp_path / "cache").model(mw, True, winograd=wanted or None)
+        assert again.cached and again.key in {k["key"] for k in built}
+    direct = docs["direct"]
+    assert "model_algorithms" not in direct and all(c["ok"] for c in direct["checks"])
+    (table,) = direct["layers"]
+    assert not any("winograd" in f for r in table["rows"] for f in r["tvm_funcs"])
+
+
+def test_a_layer_problem_is_the_key_the_model_build_gives_its_conv() -> None:
+    """A conv whose output channels the build pads to the vector width (24 -> 32) is still the
+    problem its key names: a choice for it reaches it."""
+    raw = yaml.safe_load(TINY_MODEL)["model"]
+    raw["stem"]["channels"] = 24
+    g = parse_model(raw).graph
+    problems = {}
+    for n in g.convs():
+        p = layer_problem(ConvWorkload(n.conv, 1))
+        assert (p is None) == (winograd_applicable(ConvWorkload(n.conv, 1)) is not None)
+        if p is not None:
+            problems.setdefault(p, []).append(n.name)
+    assert any("-32-" in p for p in problems)  # a padded 24-channel conv's key
+    mod = winograd_convs(relax_module(g, 1, g.weights()), dict.fromkeys(problems, 2))
+    assert str(mod["main"]).count("conv2d_winograd2") == sum(map(len, problems.values()))

@@ -26,7 +26,7 @@ from typing import Any
 from .build.cache import BuiltKernel, KernelCache, source_digest
 from .build.target import host_cpu_name, llvm_target
 from .build.tuning_db import TuningDatabase
-from .build.winograd import TILES, problem_key, tile_of, winograd_applicable
+from .build.winograd import ALGORITHMS, TILES, layer_problem, tile_of, winograd_applicable
 from .cpus import CpuPlan, allowed_cpus, cpu_model, plan_cpus
 from .frameworks.numerics import winograd_rtol
 from .host import state, state_warnings
@@ -46,6 +46,7 @@ from .paths import ALL_PATHS, COLD_PATHS, MODEL_PATHS, PATHS
 from .report.live import NullReporter, Reporter
 from .results.analysis import (
     SERIAL_PARALLELISM,
+    choose_in_context,
     conv_prediction,
     cross_checks,
     framework_shares,
@@ -274,9 +275,11 @@ class Runner:
         self.remote_s = 0.0  # wall time from the first remote cell handed out to the last back
         self.remote_kernels: dict[tuple[str, int | None, bool], BuiltKernel | None] = {}
         self.winograd: dict[tuple[str, int], BuiltKernel] = {}  # (workload key, m) -> kernel
-        # {winograd.problem_key: m}: the convs a model build computes by Winograd (the choice
-        # at the run's first thread count, one build serving every count)
+        # {winograd.problem_key: m}: the single convs' choice at the run's first thread count,
+        # what a model cut's build takes where no choice in context was made
         self.winograd_problems: dict[str, int] = {}
+        # (model workload key, threads) -> {problem: m}: a cut's choice in context
+        self.model_winograd: dict[tuple[str, int], dict[str, int]] = {}
         self.untuned: dict[str, list[int]] = {}  # conv workload key -> untuned thread counts
 
     @property
@@ -367,8 +370,8 @@ class Runner:
         return empty
 
     def build_models(self, cache: KernelCache) -> None:
-        """The model cuts' builds, after the convs' algorithms are chosen: a conv layer whose
-        problem a single conv of the run chose Winograd for is built with it."""
+        """The model cuts' builds, each conv layer by the algorithm its cut chose in context
+        (choose_model_algorithms)."""
         for mw in self.plan.models:
             self._build_model(cache, mw)
         if cache.tuning is not None:
@@ -462,13 +465,15 @@ class Runner:
             tflite = self.graph_defs[w.key].with_suffix(".tflite")
             if not tflite.exists():
                 return  # the reason is the build error above; TF's cells run
+        self.choose_model_algorithms(cache, w, tflite)
         jobs: list[tuple[bool, int | None]] = [(True, t) for t in self.options.threads]
         if ("tvm", "native-unfused") in paths:
             jobs.append((False, None))
         for fuse, t in jobs:
             self.reporter.building(w.name, w.batch, t or "all")
             try:
-                k = cache.model(w, fuse, threads=t, tflite=tflite, winograd=self._model_winograd(w))
+                winograd = self._model_winograd(w, t)
+                k = cache.model(w, fuse, threads=t, tflite=tflite, winograd=winograd)
             except Exception as e:
                 self._error("build", {**where, "fused": fuse}, f"{type(e).__name__}: {e}")
                 continue
@@ -484,12 +489,99 @@ class Runner:
         if not w.from_file and any(b == "tf" and p.startswith("native-graph") for b, p in paths):
             self._export_graph_def(cache, w, where)
 
-    def _model_winograd(self, w: ModelWorkload) -> dict[str, int] | None:
-        """The Winograd choices a model cut's build takes (those at its batch)."""
-        if self.options.algos == "direct" or not self.winograd_problems:
+    def _model_winograd(self, w: ModelWorkload, threads: int | None) -> dict[str, int] | None:
+        """The Winograd choices a model cut's build takes at `threads` (None: the build that
+        serves every count, the first count's): the cut's own, chosen in context; where it has
+        none (its probe failed), the single convs' of the same problems."""
+        if self.options.algos == "direct":
             return None
+        t = threads if threads is not None else self.options.threads[0]
+        if (w.key, t) in self.model_winograd:
+            return self.model_winograd[w.key, t] or None
         prefix = f"{w.batch}x"
         return {k: m for k, m in self.winograd_problems.items() if k.startswith(prefix)} or None
+
+    def choose_model_algorithms(
+        self, cache: KernelCache, w: ModelWorkload, tflite: Path | None
+    ) -> None:
+        """--algos auto or winograd: per thread count, the algorithm of each Winograd-capable
+        conv problem of the cut, chosen in context. The cut is built once per candidate (every
+        such conv direct, or by one Winograd tile), the builds are profiled in one worker, their
+        rounds alternated (model_handlers.probe_algorithms), and each problem takes the
+        algorithm under which its layers ran fastest in the whole cut: alone, a conv's weights
+        stay in the cache from one call to the next; in a cut, each layer's are evicted by the
+        layers between. The choice and every candidate's times are kept (the JSON's
+        `model_algorithms`)."""
+        if self.options.algos == "direct" or not any(b == "tvm" for b, _ in self.plan.paths_of(w)):
+            return
+        problems = sorted(
+            {
+                p
+                for n in w.graph.nodes
+                if n.conv is not None and (p := layer_problem(ConvWorkload(n.conv, w.batch)))
+            }
+        )
+        if not problems:
+            return
+        algorithms = [a for a in ALGORITHMS if self.options.algos == "auto" or a != "direct"]
+        probe = dataclasses.replace(
+            self.options.config, samples=3, min_sample_s=0.005, warmup_s=0.02
+        )
+        for t in self.options.threads:
+            where = {"workload": w.name, "batch": w.batch, "threads": t}
+            builds = {}
+            for a in algorithms:
+                m = tile_of(a)
+                self.reporter.building(f"{w.name} candidate: its 3x3 convs {a}", w.batch, t)
+                try:
+                    builds[a] = cache.model(
+                        w,
+                        True,
+                        threads=t,
+                        tflite=tflite,
+                        winograd={p: m for p in problems} if m else None,
+                    )
+                except Exception as e:
+                    self._error("build", {**where, "algorithm": a}, f"{type(e).__name__}: {e}")
+            if not builds:
+                continue
+            task = ProbeTask(
+                workload=w,
+                kernels={a: str(k.path) for a, k in builds.items()},
+                threads=t,
+                cpus=list(plan_cpus(t, self.available).cpus),
+                seed=self.options.seed,
+                config=probe,
+            )
+            result = self._worker(task, "choose", where)
+            if result is None:
+                continue
+            try:
+                chosen, rows = choose_in_context(w.graph, w.batch, result["candidates"])
+            except ValueError as e:  # the plan does not match the graph: no choice
+                self._error("choose", where, str(e))
+                continue
+            self.model_winograd[w.key, t] = {
+                p: m for p, a in chosen.items() if (m := tile_of(a)) is not None
+            }
+            whole = {a: float(c["whole_s"]) for a, c in result["candidates"].items()}
+            entry = {
+                **where,
+                "mode": self.options.algos,
+                "kernels": {a: k.key for a, k in builds.items()},  # each candidate's build
+                "whole_s": whole,
+                "problems": rows,
+            }
+            self.doc.extra.setdefault("model_algorithms", []).append(entry)
+            self.reporter.note(
+                f"algorithm {w.name} b{w.batch} t{t}, in context: "
+                + "; ".join(
+                    f"{r['problem']} x{len(r['layers'])}: {r['chosen']} ("
+                    + ", ".join(f"{a} {v * 1e3:.3f} ms" for a, v in r["in_context_s"].items())
+                    + ")"
+                    for r in rows
+                )
+            )
 
     def _schedules_of(self, k: BuiltKernel, w: ModelWorkload, fuse: bool) -> None:
         """The schedule each function of a model build got, in its kernel entry; a warning for
@@ -656,7 +748,8 @@ class Runner:
                 self.kernels[(w.key, t)] = next(k for k in candidates if k.algorithm == best)
                 m = tile_of(best)
                 if t == self.options.threads[0] and m is not None:
-                    key = problem_key(w.input_shape, w.output_shape[3], w.spec.pads)
+                    key = layer_problem(w)
+                    assert key is not None  # a Winograd kernel was built for it
                     self.winograd_problems[key] = m
                 entry = {
                     "workload": w.name,
@@ -926,7 +1019,7 @@ class Runner:
                     fuse,
                     threads=t if fuse else None,
                     tflite=tflite,
-                    winograd=self._model_winograd(w),
+                    winograd=self._model_winograd(w, t if fuse else None),
                 )
             else:
                 assert isinstance(w, ConvWorkload)

@@ -26,16 +26,19 @@ import math
 from typing import Any
 
 from ..spec.conv import ConvWorkload
+from .compute import VEC_LANES
 
 # TVM is imported inside the functions that build: a worker that only needs u_shape (to load a
 # kernel through the harness) does not pay for importing TVM's compiler.
 
 __all__ = [
+    "ALGORITHMS",
     "KB",
     "ROWS",
     "TILES",
     "WINOGRAD_VERSION",
     "conv_primfunc",
+    "layer_problem",
     "problem_key",
     "tile_of",
     "transform_weights",
@@ -47,6 +50,7 @@ __all__ = [
 
 WINOGRAD_VERSION = "winograd-nhwc-v1"
 TILES = (2, 4)  # output tile sizes m built and compared: F(2x2, 3x3) and F(4x4, 3x3)
+ALGORITHMS = ("direct", *(f"winograd-{m}" for m in TILES))  # a 3x3 conv's candidates
 ROWS = 8  # GEMM register tile: ROWS tiles x KB output channels
 KB = 32  # output channels per GEMM block (two zmm vectors)
 
@@ -291,6 +295,17 @@ def problem_key(input_shape: Any, cout: int, pads: Any) -> str:
     module): input NHWC, output channels and explicit pads ((top, bottom), (left, right))."""
     (pt, pb), (pl, pr) = pads
     return "x".join(str(int(d)) for d in input_shape) + f"-{int(cout)}-p{pt},{pb},{pl},{pr}"
+
+
+def layer_problem(w: ConvWorkload) -> str | None:
+    """The problem_key a model build's Relax module gives conv `w` (a layer of a graph, or a
+    single conv of the same shape), None where Winograd does not compute it. The module computes
+    a dense conv's output channels padded to the vector width (relax.pad_conv_channels), so its
+    key counts them padded."""
+    if winograd_applicable(w) is not None:
+        return None
+    cout = -(-w.output_shape[3] // VEC_LANES) * VEC_LANES
+    return problem_key(w.input_shape, cout, w.spec.pads)
 
 
 def transform_weights(weight: Any, m: int) -> Any:

@@ -208,9 +208,7 @@ def measure_conv_tvm(task: MeasureTask) -> Record:
     out = kernel.new_output()
     copies = _cold(task)
     if copies:
-        sets = [
-            [fresh_copy(data), fresh_copy(weight), kernel.new_output()] for _ in range(copies)
-        ]
+        sets = [[fresh_copy(data), fresh_copy(weight), kernel.new_output()] for _ in range(copies)]
         timing = Timing.from_native(kernel.native.time_rotating(sets, **task.config.kwargs()))
         return make_record(
             task,

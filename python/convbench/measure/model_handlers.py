@@ -31,9 +31,16 @@ from ..spec.arrays import aligned_copy, aligned_empty, fresh_copy
 from ..spec.errors import SpecError
 from ..spec.model import ModelWorkload
 from .process import make_record, pin_timing_thread, restrict_process
-from .tasks import CheckTask, GraphDefTask, LayersTask, MeasureTask
+from .tasks import CheckTask, GraphDefTask, LayersTask, MeasureTask, ProbeTask
 
-__all__ = ["check_model", "layers", "measure_model_tf", "measure_model_tvm", "write_graph_def"]
+__all__ = [
+    "check_model",
+    "layers",
+    "measure_model_tf",
+    "measure_model_tvm",
+    "probe_algorithms",
+    "write_graph_def",
+]
 
 
 # Below this spread (max - min over max |value|) an output is taken as constant.
@@ -307,3 +314,46 @@ def _alone(task: LayersTask, plan: LayerPlan, x: np.ndarray) -> list[dict[str, A
             }
         )
     return out
+
+
+# A round of a model probe: each candidate build profiled for this many runs, after the warm-up
+# a cell has; the rounds alternate the candidates.
+PROBE_RUNS = 5
+
+
+def probe_algorithms(task: ProbeTask) -> dict[str, Any]:
+    """The candidate builds of a model cut ({algorithm: library}: every Winograd-capable conv
+    direct, or by one Winograd tile) timed in context in this one process, their rounds
+    alternated (`config.samples` rounds of PROBE_RUNS profiled runs each, as ProbeTask does for
+    a conv): per build, the whole cut's median and each call's median as it ran in the cut,
+    with the shapes that say which layer the call computes."""
+    mw = _model(task)
+    restrict_process(sorted(set(task.cpus)))
+    pin_threads(task.cpus)
+    pin_timing_thread(task.cpus)
+    x = mw.graph.input_data(mw.batch, task.seed)
+    builds = {}
+    for algorithm, path in task.kernels.items():
+        plan = LayerPlan.load(Path(path).parent)
+        builds[algorithm] = (relax_vm(path, mw.input_shape, mw.output_shape), plan)
+    profiles: dict[str, dict[str, Any]] = {}
+    kwargs = {**task.config.kwargs(), "samples": 1}
+    for _ in range(task.config.samples):
+        for algorithm, (vm, _) in builds.items():
+            p = vm.profile([x], **kwargs, min_runs=PROBE_RUNS)
+            if algorithm not in profiles:
+                profiles[algorithm] = p
+                continue
+            for key in ("call_s", "gap_s", "tail_s", "whole_s", "plain_s"):
+                profiles[algorithm][key] = list(profiles[algorithm][key]) + list(p[key])
+    out = {}
+    for algorithm, (_, plan) in builds.items():
+        summary = vm_profile_summary(profiles[algorithm], [c["func"] for c in plan.calls])
+        calls = [
+            {"func": c["func"], "args": shapes, "shape": list(c["shape"]), "context_s": s}
+            for c, shapes, s in zip(
+                plan.calls, plan.arg_shapes(mw.input_shape), summary["context_s"], strict=True
+            )
+        ]
+        out[algorithm] = {"whole_s": summary["whole_s"], "calls": calls}
+    return {"candidates": out}

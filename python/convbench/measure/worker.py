@@ -45,6 +45,7 @@ HANDLERS: dict[tuple[type[Task], str | None, str | None], Callable[[Any], Any]] 
     (TimeFuncTask, None, None): conv_handlers.time_func,
     (PeakTask, None, None): conv_handlers.peak,
     (ProbeTask, "conv", None): conv_handlers.probe_algorithms,
+    (ProbeTask, "model", None): model_handlers.probe_algorithms,
 }
 
 

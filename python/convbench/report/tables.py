@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..build.winograd import ALGORITHMS
 from ..paths import BACKENDS, RUNGS
 from ..results.analysis import by_cell, faster_beyond_noise, framework_shares
 from ..results.decomposition import cut_decomposition, explain_cut
@@ -432,9 +433,7 @@ def algorithm_table(doc: ResultsDoc) -> Table:
             "batch",
             "thr",
             "mode",
-            "direct",
-            "winograd-2",
-            "winograd-4",
+            *ALGORITHMS,
             "chosen",
             "transform",
         ),
@@ -451,10 +450,37 @@ def algorithm_table(doc: ResultsDoc) -> Table:
             str(e["batch"]),
             str(e["threads"]),
             e.get("mode", "-"),
-            *(fmt_time(probe.get(a)) for a in ("direct", "winograd-2", "winograd-4")),
+            *(fmt_time(probe.get(a)) for a in ALGORITHMS),
             e["chosen"],
             fmt_time(transform.get((e["workload"], e["batch"], e["threads"]))),
         )
+    return t
+
+
+def model_algorithm_table(doc: ResultsDoc) -> Table:
+    """TVM's algorithm per conv problem of each model cut, chosen in context: the time the
+    problem's layers took in the whole cut under each candidate build, and the cut's whole."""
+    t = table(
+        "TVM's algorithm per model layer, chosen in context: the layers of each problem "
+        "(input, output channels, pads) summed as they ran in the whole cut, per candidate build",
+        ("workload", "batch", "thr", "problem", "layers", *ALGORITHMS, "chosen"),
+    )
+    for e in doc.extra.get("model_algorithms", []):
+        rows = [("(the whole cut)", "", e.get("whole_s", {}), "")]
+        rows += [
+            (r["problem"], str(len(r["layers"])), r["in_context_s"], r["chosen"])
+            for r in e.get("problems", [])
+        ]
+        for problem, layers, times, chosen in rows:
+            t.add_row(
+                e["workload"],
+                str(e["batch"]),
+                str(e["threads"]),
+                problem,
+                layers,
+                *(fmt_time(times.get(a)) for a in ALGORITHMS),
+                chosen,
+            )
     return t
 
 
@@ -644,6 +670,8 @@ def print_model_report(doc: ResultsDoc, console: Console) -> None:
     if set(doc.kinds().values()) <= {"conv"}:
         return
     console.print(model_table(doc))
+    if doc.extra.get("model_algorithms"):
+        console.print(model_algorithm_table(doc))
     for t in layers_tables(doc):
         console.print(t)
     if doc.conv_prediction:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..build.compute import superset
+from ..build.winograd import layer_problem
 from ..paths import BACKENDS, RUNGS, ladder_paths, wraps
 from ..spec.conv import ConvWorkload
 from ..spec.model import Graph, ModelWorkload
@@ -24,6 +25,8 @@ from .record import Record
 __all__ = [
     "EVALUATOR_TOLERANCE",
     "by_cell",
+    "call_layers",
+    "choose_in_context",
     "conv_prediction",
     "cross_checks",
     "faster_beyond_noise",
@@ -31,6 +34,7 @@ __all__ = [
     "ladder",
     "layer_table",
     "node_layers",
+    "problem_seconds",
     "serial_cells",
 ]
 
@@ -434,17 +438,99 @@ def _call_conv(call: dict[str, Any]) -> tuple[tuple, int] | None:
     return _conv_signature(oh, ow, per_channel, cout), 2 * n * oh * ow * per_channel
 
 
-def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
-    """Rows of the per-layer table from a `layers` worker result.
+def call_layers(g: Graph, calls: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, int]]:
+    """The layer of `g` each call of a TVM build belongs to, and how many groups of each conv
+    layer the build computes as one (a block-diagonal group).
 
     TVM's conv functions are matched to the graph's conv layers by what they compute (kernel,
     input channels, output size and channels), not by their order in the call sequence: Relax
-    may run a shortcut conv before the branch beside it. Each row carries the FLOPs of both
-    sides (TVM's from the call's shapes, counting the channels the layer keeps; TF's from the
-    graph node its ops map to): a row whose FLOPs differ is marked `flops_mismatch` and its
-    ratio must not be read."""
-    layers, of = node_layers(g)
+    may run a shortcut conv before the branch beside it. A conv function opens its layer; the
+    functions after it (a slice, a Winograd conv's epilogue, unfused element-wise ops) belong
+    to it too. Raises ValueError when the build calls another number of conv functions than
+    the graph has conv layers."""
+    layers, _ = node_layers(g)
     conv_layers = [name for name in layers if g.node(name).kind == "conv"]
+    n_conv = sum("conv2d" in c["func"] for c in calls)
+    if n_conv != len(conv_layers):
+        raise ValueError(
+            f"the TVM build calls {n_conv} conv functions for {len(conv_layers)} conv "
+            "layers: the call plan does not match the graph"
+        )
+    waiting: dict[tuple, list[str]] = {}
+    merged: dict[str, int] = {}  # groups a TVM build computes as one block-diagonal group
+    for name in conv_layers:
+        c = g.node(name).conv
+        assert c is not None
+        w = ConvWorkload(c, 1)
+        _, oh, ow, cout = w.output_shape
+        kh, kw, ipg, _ = w.weight_shape
+        merged[name] = superset(c.groups, ipg, cout // c.groups)
+        sig = _conv_signature(oh, ow, kh * kw * ipg * merged[name], cout)
+        waiting.setdefault(sig, []).append(name)
+    in_order = iter(conv_layers)
+    current = layers[0] if layers else OUTSIDE
+    out = []
+    for c in calls:
+        conv = _call_conv(c)
+        if conv is not None:
+            sig, _ = conv
+            current = waiting[sig].pop(0) if waiting.get(sig) else f"(unmatched) {c['func']}"
+        elif "conv2d" in c["func"]:
+            current = next(in_order)  # a plan without shapes (older results): call order
+        out.append(current)
+    return out, merged
+
+
+def problem_seconds(
+    g: Graph, batch: int, calls: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """{problem: {"s": seconds, "layers": [...]}}: the in-context time (each call's `context_s`)
+    of the layers of `g` that Winograd can compute, summed per problem (winograd.layer_problem):
+    each layer's conv call and the calls after it (its slice, its epilogue), as call_layers
+    assigns them. What a model build's choice of algorithm per problem compares."""
+    at, _ = call_layers(g, calls)
+    out: dict[str, dict[str, Any]] = {}
+    for c, layer in zip(calls, at, strict=True):
+        node = g.node(layer) if layer in g else None
+        if node is None or node.conv is None:
+            continue
+        problem = layer_problem(ConvWorkload(node.conv, batch))
+        if problem is None:
+            continue
+        entry = out.setdefault(problem, {"s": 0.0, "layers": []})
+        entry["s"] += float(c["context_s"])
+        if layer not in entry["layers"]:
+            entry["layers"].append(layer)
+    return out
+
+
+def choose_in_context(
+    g: Graph, batch: int, candidates: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The algorithm of each Winograd problem of a model cut from its candidate builds' probe
+    (`candidates`: {algorithm: {"calls": [...]}}, model_handlers.probe_algorithms): for each
+    problem, the algorithm whose layers took the least time in context. Returns {problem:
+    algorithm} and a row per problem (its layers, each candidate's seconds, the chosen one)."""
+    per = {a: problem_seconds(g, batch, c["calls"]) for a, c in candidates.items()}
+    chosen: dict[str, str] = {}
+    rows = []
+    for problem in sorted({p for times in per.values() for p in times}):
+        times = {a: t[problem]["s"] for a, t in per.items() if problem in t}
+        best = min(times, key=lambda a: times[a])
+        chosen[problem] = best
+        layers = next(t[problem]["layers"] for t in per.values() if problem in t)
+        rows.append({"problem": problem, "layers": layers, "in_context_s": times, "chosen": best})
+    return chosen, rows
+
+
+def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
+    """Rows of the per-layer table from a `layers` worker result.
+
+    TVM's calls are assigned to the graph's layers by call_layers. Each row carries the FLOPs
+    of both sides (TVM's from the call's shapes, counting the channels the layer keeps; TF's
+    from the graph node its ops map to): a row whose FLOPs differ is marked `flops_mismatch`
+    and its ratio must not be read."""
+    layers, of = node_layers(g)
     rows: dict[str, dict[str, Any]] = {}
 
     def row(layer: str) -> dict[str, Any]:
@@ -464,35 +550,9 @@ def layer_table(g: Graph, raw: dict[str, Any]) -> dict[str, Any]:
     for name in layers:
         row(name)
     calls = raw["tvm_calls"]
-    n_conv = sum("conv2d" in c["func"] for c in calls)
-    if n_conv != len(conv_layers):
-        raise ValueError(
-            f"the TVM build calls {n_conv} conv functions for {len(conv_layers)} conv "
-            "layers: the call plan does not match the graph"
-        )
-    waiting: dict[tuple, list[str]] = {}
-    merged: dict[str, int] = {}  # groups a TVM build computes as one block-diagonal group
-    for name in conv_layers:
-        c = g.node(name).conv
-        assert c is not None
-        w = ConvWorkload(c, 1)
-        _, oh, ow, cout = w.output_shape
-        kh, kw, ipg, _ = w.weight_shape
-        merged[name] = superset(c.groups, ipg, cout // c.groups)
-        sig = _conv_signature(oh, ow, kh * kw * ipg * merged[name], cout)
-        waiting.setdefault(sig, []).append(name)
-    in_order = iter(conv_layers)
-    # A conv function opens its layer; the functions after it (a slice, or unfused element-wise
-    # ops) belong to it too.
-    current = layers[0] if layers else OUTSIDE
-    for c in calls:
-        conv = _call_conv(c)
-        if conv is not None:
-            sig, _ = conv
-            current = waiting[sig].pop(0) if waiting.get(sig) else f"(unmatched) {c['func']}"
-        elif "conv2d" in c["func"]:
-            current = next(in_order)  # a plan without shapes (older results): call order
-        r = row(current)
+    at, merged = call_layers(g, calls)
+    for c, layer in zip(calls, at, strict=True):
+        r = row(layer)
         # in context where the entry has it; an older entry's only figure is the call alone
         r["tvm_s"] += c["context_s"] if "context_s" in c else c["median_s"]
         alone = c.get("alone_s", c.get("median_s"))
