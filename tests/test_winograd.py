@@ -186,7 +186,9 @@ def test_model_builds_choose_each_convs_algorithm_in_context(convbench, tiny_mod
     docs = {}
     for algos in ("auto", "winograd", "direct"):
         out = tmp_path / f"{algos}.json"
-        proc = convbench(*common, "--algos", algos, "--json", str(out), cwd=tmp_path)
+        # the cut chooses by itself: no single conv of the run need have its problem
+        alone = ("--no-convs",) if algos == "winograd" else ()
+        proc = convbench(*common, *alone, "--algos", algos, "--json", str(out), cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         docs[algos] = json.loads(out.read_text()) | {"stdout": proc.stdout}
     # the cut's problems: its layers that Winograd computes, by the key the build gives them
@@ -201,6 +203,7 @@ def test_model_builds_choose_each_convs_algorithm_in_context(convbench, tiny_mod
     for algos, candidates in (("auto", TILES_AND_DIRECT), ("winograd", WINOGRAD_ONLY)):
         doc = docs[algos]
         (entry,) = doc["model_algorithms"]  # one cut, one thread count
+        assert ("algorithms" in doc) == (algos == "auto")  # the single convs' probe
         assert entry["mode"] == algos and entry["threads"] == 1
         assert set(entry["whole_s"]) == set(entry["kernels"]) == candidates
         rows = {r["problem"]: r for r in entry["problems"]}
